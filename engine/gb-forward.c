@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-engine"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "gb-error.h"
+#include "gb-kernels.h"
+#include "gb-model-private.h"
+
+/* Scratch for one forward call over T positions. */
+typedef struct
+{
+  float *x;      /* [T, D] the residual stream */
+  float *h;      /* [T, D] layer-normed input */
+  float *qkv;    /* [T, 3D] */
+  float *z;      /* [T, D] heads' outputs side by side */
+  float *a;      /* [T, D] attention or MLP output */
+  float *f;      /* [T, F] MLP hidden */
+  float *scores; /* [T, N] one head's attention */
+} Scratch;
+
+static const char *const hook_names[GB_N_HOOKS] = {
+  [GB_HOOK_RESID_PRE] = "hook_resid_pre",   [GB_HOOK_RESID_MID] = "hook_resid_mid",
+  [GB_HOOK_RESID_POST] = "hook_resid_post", [GB_HOOK_ATTN_OUT] = "hook_attn_out",
+  [GB_HOOK_MLP_POST] = "mlp.hook_post",     [GB_HOOK_MLP_OUT] = "hook_mlp_out",
+  [GB_HOOK_PATTERN] = "attn.hook_pattern",
+};
+
+const char *
+gb_hook_name (GbHook hook)
+{
+  g_return_val_if_fail (hook < GB_N_HOOKS, NULL);
+  return hook_names[hook];
+}
+
+gboolean
+gb_hook_parse (const char *name,
+               GbHook     *hook,
+               guint      *layer)
+{
+  guint64 l;
+  char *end;
+
+  if (name == NULL || !g_str_has_prefix (name, "blocks.") || !g_ascii_isdigit (name[7]))
+    return FALSE;
+  l = g_ascii_strtoull (name + 7, &end, 10);
+  if (*end != '.' || l > G_MAXUINT)
+    return FALSE;
+  for (guint i = 0; i < GB_N_HOOKS; i++)
+    if (g_str_equal (end + 1, hook_names[i]))
+      {
+        *hook = i;
+        *layer = (guint) l;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+guint
+gb_model_hook_width (GbModel *self,
+                     GbHook   hook)
+{
+  if (hook == GB_HOOK_PATTERN)
+    return 0;
+  return hook == GB_HOOK_MLP_POST ? self->config->n_inner : self->config->n_embd;
+}
+
+void
+gb_trace_free (GbTrace *trace)
+{
+  if (trace == NULL)
+    return;
+  for (guint h = 0; h < GB_N_HOOKS; h++)
+    {
+      if (trace->acts[h] == NULL)
+        continue;
+      for (guint l = 0; l < trace->n_layer; l++)
+        g_free (trace->acts[h][l]);
+      g_free (trace->acts[h]);
+    }
+  g_free (trace->tokens);
+  g_free (trace->logits);
+  g_free (trace->class_logits);
+  g_free (trace);
+}
+
+const float *
+gb_trace_get (const GbTrace *trace,
+              GbHook         hook,
+              guint          layer)
+{
+  g_return_val_if_fail (trace != NULL && hook < GB_N_HOOKS, NULL);
+  if (trace->acts[hook] == NULL || layer >= trace->n_layer)
+    return NULL;
+  return trace->acts[hook][layer];
+}
+
+GbKvCache *
+gb_kv_cache_new (guint n_layer)
+{
+  GbKvCache *cache = g_new0 (GbKvCache, 1);
+  cache->n_layer = n_layer;
+  cache->k = g_new0 (float *, n_layer);
+  cache->v = g_new0 (float *, n_layer);
+  return cache;
+}
+
+void
+gb_kv_cache_free (GbKvCache *cache)
+{
+  if (cache == NULL)
+    return;
+  for (guint l = 0; l < cache->n_layer; l++)
+    {
+      g_free (cache->k[l]);
+      g_free (cache->v[l]);
+    }
+  g_free (cache->k);
+  g_free (cache->v);
+  g_free (cache);
+}
+
+void
+gb_kv_cache_reserve (GbKvCache *cache,
+                     guint      n_positions,
+                     guint      d)
+{
+  if (n_positions <= cache->capacity)
+    return;
+  for (guint l = 0; l < cache->n_layer; l++)
+    {
+      cache->k[l] = g_renew (float, cache->k[l], (gsize) n_positions * d);
+      cache->v[l] = g_renew (float, cache->v[l], (gsize) n_positions * d);
+    }
+  cache->capacity = n_positions;
+}
+
+static gboolean
+wants (guint64 mask,
+       guint   layer)
+{
+  return layer >= 64 ? mask == GB_ALL_LAYERS : ((mask >> layer) & 1) != 0;
+}
+
+static void
+record (GbTrace        *trace,
+        const GbRecord *rec,
+        GbHook          hook,
+        guint           layer,
+        const float    *act,
+        gsize           n)
+{
+  if (trace == NULL || rec == NULL || !wants (rec->hooks[hook], layer))
+    return;
+  if (trace->acts[hook] == NULL)
+    trace->acts[hook] = g_new0 (float *, trace->n_layer);
+  trace->acts[hook][layer] = g_memdup2 (act, n * sizeof (float));
+}
+
+/* Applies the ADD and REPLACE interventions at (hook, layer) to act[T, width],
+ * whose rows are absolute positions pos0 .. pos0 + T - 1. */
+static void
+intervene (const GbIntervention *iv,
+           guint                 n_iv,
+           GbHook                hook,
+           guint                 layer,
+           float                *act,
+           guint                 width,
+           guint                 pos0,
+           guint                 T)
+{
+  for (guint i = 0; i < n_iv; i++)
+    {
+      const GbIntervention *v = &iv[i];
+      if (v->hook != hook || v->layer != layer || v->kind == GB_INTERVENE_SCALE_HEAD)
+        continue;
+      guint first = MAX (v->start_pos, pos0);
+      guint last = pos0 + T;
+      if (v->kind == GB_INTERVENE_REPLACE)
+        last = MIN (last, v->start_pos + v->n_positions);
+      for (guint p = first; p < last; p++)
+        {
+          float *row = act + (gsize) (p - pos0) * width;
+          if (v->kind == GB_INTERVENE_ADD)
+            for (guint j = 0; j < width; j++)
+              row[j] += v->multiplier * v->values[j];
+          else
+            memcpy (row, v->values + (gsize) (p - v->start_pos) * width, width * sizeof (float));
+        }
+    }
+}
+
+static void
+hook_point (GbModel              *self,
+            GbTrace              *trace,
+            const GbRecord       *rec,
+            const GbIntervention *iv,
+            guint                 n_iv,
+            GbHook                hook,
+            guint                 layer,
+            float                *act,
+            guint                 pos0,
+            guint                 T)
+{
+  guint width = gb_model_hook_width (self, hook);
+  intervene (iv, n_iv, hook, layer, act, width, pos0, T);
+  record (trace, rec, hook, layer, act, (gsize) T * width);
+}
+
+static float
+head_scale (const GbIntervention *iv,
+            guint                 n_iv,
+            guint                 layer,
+            guint                 head)
+{
+  float s = 1.f;
+  for (guint i = 0; i < n_iv; i++)
+    if (iv[i].kind == GB_INTERVENE_SCALE_HEAD && iv[i].layer == layer && iv[i].head == head)
+      s *= iv[i].multiplier;
+  return s;
+}
+
+/* Causal self-attention of T new queries over N = pos0 + T keys.
+ *   qkv    [T, 3D]  queries at columns [0, D)
+ *   k, v   [N, D]   the cache, including the T new rows
+ *   z      [T, D]   out: each head's softmax(q k^T / sqrt(hd)) v
+ *   pattern[H, T, N] out when non-NULL */
+static void
+attention (GbModel              *self,
+           Scratch              *s,
+           const float          *k,
+           const float          *v,
+           guint                 layer,
+           guint                 pos0,
+           guint                 T,
+           float                *pattern,
+           const GbIntervention *iv,
+           guint                 n_iv)
+{
+  const guint D = self->config->n_embd, H = self->config->n_head, hd = D / H;
+  const guint N = pos0 + T;
+  const float scale = 1.f / sqrtf ((float) hd);
+
+  for (guint h = 0; h < H; h++)
+    {
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, hd, scale, s->qkv + h * hd, 3 * D,
+                   k + h * hd, D, 0.f, s->scores, N);
+      for (guint i = 0; i < T; i++)
+        {
+          float *row = s->scores + (gsize) i * N;
+          guint n_visible = pos0 + i + 1;
+          gb_softmax (row, n_visible);
+          memset (row + n_visible, 0, (N - n_visible) * sizeof (float));
+        }
+      if (pattern != NULL)
+        memcpy (pattern + (gsize) h * T * N, s->scores, (gsize) T * N * sizeof (float));
+      float sc = head_scale (iv, n_iv, layer, h);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, N, sc, s->scores, N, v + h * hd, D,
+                   0.f, s->z + h * hd, D);
+    }
+}
+
+static void
+add_rows (float       *x,
+          const float *a,
+          gsize        n)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] += a[i];
+}
+
+static void
+block_forward (GbModel              *self,
+               Scratch              *s,
+               GbKvCache            *cache,
+               guint                 l,
+               guint                 pos0,
+               guint                 T,
+               const GbRecord       *rec,
+               const GbIntervention *iv,
+               guint                 n_iv,
+               GbTrace              *trace)
+{
+  const GbConfig *c = self->config;
+  const GbBlockWeights *w = &self->blocks[l];
+  const guint D = c->n_embd, F = c->n_inner;
+  const float eps = (float) c->layer_norm_epsilon;
+  const gsize TD = (gsize) T * D;
+
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_PRE, l, s->x, pos0, T);
+
+  gb_layernorm (s->h, s->x, w->ln1_w, w->ln1_b, T, D, eps);
+  gb_matmul (s->qkv, s->h, w->qkv_w, w->qkv_b, T, D, 3 * D);
+  for (guint t = 0; t < T; t++)
+    {
+      const float *row = s->qkv + (gsize) t * 3 * D;
+      memcpy (cache->k[l] + (gsize) (pos0 + t) * D, row + D, D * sizeof (float));
+      memcpy (cache->v[l] + (gsize) (pos0 + t) * D, row + 2 * D, D * sizeof (float));
+    }
+  float *pattern = NULL;
+  if (trace != NULL && rec != NULL && wants (rec->hooks[GB_HOOK_PATTERN], l))
+    {
+      if (trace->acts[GB_HOOK_PATTERN] == NULL)
+        trace->acts[GB_HOOK_PATTERN] = g_new0 (float *, trace->n_layer);
+      pattern = trace->acts[GB_HOOK_PATTERN][l] = g_new (float, (gsize) c->n_head * T * (pos0 + T));
+    }
+  attention (self, s, cache->k[l], cache->v[l], l, pos0, T, pattern, iv, n_iv);
+  gb_matmul (s->a, s->z, w->proj_w, w->proj_b, T, D, D);
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_ATTN_OUT, l, s->a, pos0, T);
+  add_rows (s->x, s->a, TD);
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_MID, l, s->x, pos0, T);
+
+  gb_layernorm (s->h, s->x, w->ln2_w, w->ln2_b, T, D, eps);
+  gb_matmul (s->f, s->h, w->fc_w, w->fc_b, T, D, F);
+  if (self->activation == GB_ACT_GELU)
+    gb_gelu_erf (s->f, (gsize) T * F);
+  else
+    gb_gelu_new (s->f, (gsize) T * F);
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_POST, l, s->f, pos0, T);
+  gb_matmul (s->a, s->f, w->out_w, w->out_b, T, F, D);
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_OUT, l, s->a, pos0, T);
+  add_rows (s->x, s->a, TD);
+  hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_POST, l, s->x, pos0, T);
+}
+
+static gboolean
+check_interventions (GbModel              *self,
+                     const GbIntervention *iv,
+                     guint                 n_iv,
+                     GError              **error)
+{
+  for (guint i = 0; i < n_iv; i++)
+    {
+      const GbIntervention *v = &iv[i];
+      const char *problem = NULL;
+      if (v->layer >= self->config->n_layer)
+        problem = "layer out of range";
+      else if (v->kind == GB_INTERVENE_SCALE_HEAD && v->head >= self->config->n_head)
+        problem = "head out of range";
+      else if (v->kind != GB_INTERVENE_SCALE_HEAD && (v->hook >= GB_HOOK_PATTERN || v->values == NULL))
+        problem = "needs an activation hook and values";
+      else if (!isfinite (v->multiplier) && v->kind != GB_INTERVENE_REPLACE)
+        problem = "multiplier is not finite";
+      if (problem != NULL)
+        {
+          g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "intervention %u: %s", i, problem);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+check_tokens (GbModel      *self,
+              const gint32 *tokens,
+              guint         T,
+              guint         pos0,
+              GError      **error)
+{
+  const GbConfig *c = self->config;
+
+  if (T == 0)
+    return g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "no tokens to run"), FALSE;
+  if ((guint64) pos0 + T > c->n_positions)
+    return g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
+                        "%u tokens do not fit the model's context of %u positions", pos0 + T, c->n_positions),
+           FALSE;
+  for (guint t = 0; t < T; t++)
+    if (tokens[t] < 0 || (guint) tokens[t] >= c->n_vocab)
+      return g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "token %d at position %u is outside the vocabulary (0 to %u)",
+                          tokens[t], pos0 + t, c->n_vocab - 1),
+             FALSE;
+  return TRUE;
+}
+
+static void
+embed (GbModel      *self,
+       float        *x,
+       const gint32 *tokens,
+       guint         T,
+       guint         pos0)
+{
+  const guint D = self->config->n_embd;
+  for (guint t = 0; t < T; t++)
+    {
+      const float *te = self->wte + (gsize) tokens[t] * D;
+      const float *pe = self->wpe + (gsize) (pos0 + t) * D;
+      float *row = x + (gsize) t * D;
+      for (guint i = 0; i < D; i++)
+        row[i] = te[i] + pe[i];
+    }
+}
+
+/* Final LayerNorm, unembedding and classification head for the rows the
+ * caller asked for. */
+static void
+head_forward (GbModel        *self,
+              Scratch        *s,
+              guint           T,
+              const GbRecord *rec,
+              GbTrace        *trace,
+              float          *last_logits)
+{
+  const GbConfig *c = self->config;
+  const guint D = c->n_embd;
+  gboolean all = rec != NULL && rec->logits == GB_LOGITS_ALL;
+  guint first = all ? 0 : T - 1, rows = T - first;
+  float *h = s->h + (gsize) first * D;
+
+  gb_layernorm (h, s->x + (gsize) first * D, self->lnf_w, self->lnf_b, rows, D,
+                (float) c->layer_norm_epsilon);
+  if (trace != NULL && (rec == NULL || rec->logits != GB_LOGITS_NONE))
+    {
+      trace->n_logit_rows = rows;
+      trace->logits = g_new (float, (gsize) rows * c->n_vocab);
+      gb_matmul_bt (trace->logits, h, self->lm_head, rows, D, c->n_vocab);
+      if (self->score != NULL)
+        {
+          trace->class_logits = g_new (float, (gsize) rows * c->n_labels);
+          gb_matmul_bt (trace->class_logits, h, self->score, rows, D, c->n_labels);
+        }
+    }
+  if (last_logits != NULL)
+    gb_matmul_bt (last_logits, s->h + (gsize) (T - 1) * D, self->lm_head, 1, D, c->n_vocab);
+}
+
+gboolean
+gb_forward_core (GbModel              *self,
+                 GbKvCache            *cache,
+                 guint                 pos0,
+                 const gint32         *tokens,
+                 guint                 T,
+                 const GbRecord       *rec,
+                 const GbIntervention *iv,
+                 guint                 n_iv,
+                 GbTrace              *trace,
+                 float                *last_logits,
+                 GCancellable         *cancellable,
+                 GError              **error)
+{
+  const GbConfig *c = self->config;
+  const guint D = c->n_embd;
+
+  if (!check_tokens (self, tokens, T, pos0, error) || !check_interventions (self, iv, n_iv, error))
+    return FALSE;
+  gb_kv_cache_reserve (cache, pos0 + T, D);
+
+  /* One allocation for all scratch arrays. */
+  const gsize TD = (gsize) T * D, TF = (gsize) T * c->n_inner, TN = (gsize) T * (pos0 + T);
+  g_autofree float *block = g_new (float, 7 * TD + TF + TN);
+  Scratch s = { .x = block };
+  s.h = s.x + TD;
+  s.qkv = s.h + TD;
+  s.z = s.qkv + 3 * TD;
+  s.a = s.z + TD;
+  s.f = s.a + TD;
+  s.scores = s.f + TF;
+
+  embed (self, s.x, tokens, T, pos0);
+  for (guint l = 0; l < c->n_layer; l++)
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      block_forward (self, &s, cache, l, pos0, T, rec, iv, n_iv, trace);
+    }
+  head_forward (self, &s, T, rec, trace, last_logits);
+  return TRUE;
+}
+
+GbTrace *
+gb_model_forward (GbModel              *self,
+                  const gint32         *tokens,
+                  guint                 n_tokens,
+                  const GbRecord       *record,
+                  const GbIntervention *interventions,
+                  guint                 n_interventions,
+                  GCancellable         *cancellable,
+                  GError              **error)
+{
+  static const GbRecord last_only = { .logits = GB_LOGITS_LAST };
+
+  g_return_val_if_fail (self != NULL, NULL);
+  g_return_val_if_fail (tokens != NULL || n_tokens == 0, NULL);
+
+  g_autoptr (GbTrace) trace = g_new0 (GbTrace, 1);
+  g_autoptr (GbKvCache) cache = gb_kv_cache_new (self->config->n_layer);
+  trace->n_layer = self->config->n_layer;
+  trace->n_tokens = n_tokens;
+  trace->tokens = g_memdup2 (tokens, (gsize) n_tokens * sizeof (gint32));
+
+  if (!gb_forward_core (self, cache, 0, tokens, n_tokens, record ? record : &last_only, interventions,
+                        n_interventions, trace, NULL, cancellable, error))
+    return NULL;
+  return g_steal_pointer (&trace);
+}

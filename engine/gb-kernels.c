@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-engine"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "gb-kernels.h"
+
+/* Debian's OpenBLAS exports these; they are not in every cblas.h. */
+extern void openblas_set_num_threads (int n);
+extern int  openblas_get_num_threads (void);
+
+void
+gb_blas_set_threads (int n)
+{
+  if (n > 0)
+    openblas_set_num_threads (n);
+}
+
+int
+gb_blas_get_threads (void)
+{
+  return openblas_get_num_threads ();
+}
+
+/* out[T,N] = in[T,K] @ w[K,N] + bias[N]
+ * One row is a matrix-vector product: OpenBLAS's sgemv reads the weights at
+ * memory bandwidth, its one-row sgemm is about 3x slower. */
+void
+gb_matmul (float       *out,
+           const float *in,
+           const float *w,
+           const float *bias,
+           guint        T,
+           guint        K,
+           guint        N)
+{
+  float beta = 0.f;
+
+  if (bias != NULL)
+    {
+      for (guint t = 0; t < T; t++)
+        memcpy (out + (gsize) t * N, bias, N * sizeof (float));
+      beta = 1.f;
+    }
+  if (T == 1)
+    cblas_sgemv (CblasRowMajor, CblasTrans, K, N, 1.f, w, N, in, 1, beta, out, 1);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.f, in, K, w, N, beta, out, N);
+}
+
+/* out[T,N] = in[T,K] @ w[N,K]^T */
+void
+gb_matmul_bt (float       *out,
+              const float *in,
+              const float *w,
+              guint        T,
+              guint        K,
+              guint        N)
+{
+  if (T == 1)
+    cblas_sgemv (CblasRowMajor, CblasNoTrans, N, K, 1.f, w, K, in, 1, 0.f, out, 1);
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.f, in, K, w, K, 0.f, out, N);
+}
+
+void
+gb_matmul_naive (float       *out,
+                 const float *in,
+                 const float *w,
+                 const float *bias,
+                 guint        T,
+                 guint        K,
+                 guint        N)
+{
+  for (guint t = 0; t < T; t++)
+    for (guint n = 0; n < N; n++)
+      {
+        double acc = bias ? bias[n] : 0.0;
+        for (guint k = 0; k < K; k++)
+          acc += (double) in[(gsize) t * K + k] * w[(gsize) k * N + n];
+        out[(gsize) t * N + n] = (float) acc;
+      }
+}
+
+/* Two passes (mean, then centred variance) as PyTorch does; the variance is
+ * biased (divided by D). */
+void
+gb_layernorm (float       *out,
+              const float *in,
+              const float *w,
+              const float *b,
+              guint        T,
+              guint        D,
+              float        eps)
+{
+  for (guint t = 0; t < T; t++)
+    {
+      const float *x = in + (gsize) t * D;
+      float *y = out + (gsize) t * D;
+      float mean = 0.f, var = 0.f;
+      for (guint i = 0; i < D; i++)
+        mean += x[i];
+      mean /= D;
+      for (guint i = 0; i < D; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+      var /= D;
+      float rstd = 1.f / sqrtf (var + eps);
+      for (guint i = 0; i < D; i++)
+        y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+    }
+}
+
+/* Cody-Waite range reduction and a degree-6 polynomial (Cephes expf):
+ * relative error about 1e-7 over the float range, and it vectorises. */
+float
+gb_expf (float x)
+{
+  x = fminf (fmaxf (x, -87.3f), 88.37f); /* 2^127 is the largest power of two */
+  /* Round to nearest by truncation, which (unlike floorf) vectorises on SSE2. */
+  float t = x * 1.44269504088896341f;
+  float n = (float) (gint32) (t + (t >= 0.f ? 0.5f : -0.5f));
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  union { gint32 i; float f; } scale = { .i = ((gint32) n + 127) << 23 };
+  return p * scale.f;
+}
+
+/* gelu_new(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+ * written as x * sigmoid(2u), which is the same function and stays accurate
+ * where tanh(u) is near -1. */
+void
+gb_gelu_new (float *x,
+             gsize  n)
+{
+  for (gsize i = 0; i < n; i++)
+    {
+      float v = x[i];
+      float u2 = 1.5957691216057308f * (v + 0.044715f * v * v * v);
+      x[i] = v / (1.f + gb_expf (-u2));
+    }
+}
+
+void
+gb_gelu_erf (float *x,
+             gsize  n)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] = 0.5f * x[i] * (1.f + erff (x[i] * (float) M_SQRT1_2));
+}
+
+void
+gb_softmax (float *row,
+            guint  n)
+{
+  float max = -INFINITY, sum = 0.f;
+
+  for (guint i = 0; i < n; i++)
+    max = fmaxf (max, row[i]);
+  for (guint i = 0; i < n; i++)
+    {
+      row[i] = gb_expf (row[i] - max);
+      sum += row[i];
+    }
+  float inv = 1.f / sum;
+  for (guint i = 0; i < n; i++)
+    row[i] *= inv;
+}

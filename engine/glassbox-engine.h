@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include "gb-error.h"
+#include "gb-safetensors.h"
+#include "gb-tokenizer.h"
+#include "gb-model.h"
+#include "gb-generate.h"
+#include "gb-npy.h"
+#include "gb-hub.h"
+#include "gb-vocab.h"
+#include "gb-init.h"

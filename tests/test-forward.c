@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-test"
+
+#include <math.h>
+#include <string.h>
+
+#include "gb-kernels.h"
+#include "gb-test-util.h"
+
+static void
+fill_random (GRand *rng,
+             float *x,
+             gsize  n)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (rng, -1, 1);
+}
+
+static double
+max_rel_error (const float *a,
+               const float *b,
+               gsize        n)
+{
+  double num = 0, den = 0;
+  for (gsize i = 0; i < n; i++)
+    {
+      num = MAX (num, fabs ((double) a[i] - b[i]));
+      den = MAX (den, fabs ((double) b[i]));
+    }
+  return den > 0 ? num / den : num;
+}
+
+static void
+test_matmul (void)
+{
+  /* Both the sgemm path (T > 1) and the sgemv path (T = 1), with and without bias. */
+  const guint shapes[][3] = { { 1, 64, 96 }, { 7, 33, 65 }, { 32, 128, 17 } };
+  g_autoptr (GRand) rng = g_rand_new_with_seed (7);
+
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    {
+      guint T = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+      g_autofree float *in = g_new (float, T * K), *w = g_new (float, K * N), *bias = g_new (float, N);
+      g_autofree float *fast = g_new (float, T * N), *ref = g_new (float, T * N), *wt = g_new (float, N * K);
+      fill_random (rng, in, T * K);
+      fill_random (rng, w, K * N);
+      fill_random (rng, bias, N);
+      for (guint with_bias = 0; with_bias < 2; with_bias++)
+        {
+          gb_matmul (fast, in, w, with_bias ? bias : NULL, T, K, N);
+          gb_matmul_naive (ref, in, w, with_bias ? bias : NULL, T, K, N);
+          g_assert_cmpfloat (max_rel_error (fast, ref, T * N), <, 1e-5);
+        }
+      for (guint k = 0; k < K; k++)
+        for (guint n = 0; n < N; n++)
+          wt[n * K + k] = w[k * N + n];
+      gb_matmul_bt (fast, in, wt, T, K, N);
+      gb_matmul_naive (ref, in, w, NULL, T, K, N);
+      g_assert_cmpfloat (max_rel_error (fast, ref, T * N), <, 1e-5);
+    }
+}
+
+static void
+test_expf (void)
+{
+  double worst = 0;
+  for (float x = -87.f; x < 88.f; x += 0.001953125f)
+    {
+      double ref = exp ((double) x);
+      worst = MAX (worst, fabs (gb_expf (x) - ref) / ref);
+    }
+  g_test_message ("gb_expf max relative error %.3g", worst);
+  g_assert_cmpfloat (worst, <, 3e-7);
+  g_assert_cmpfloat (gb_expf (-1000.f), <, 1e-37);
+  g_assert_true (isfinite (gb_expf (1000.f)));
+}
+
+static void
+test_gelu (void)
+{
+  float x[2001], y[2001];
+  for (guint i = 0; i < G_N_ELEMENTS (x); i++)
+    x[i] = y[i] = -10.f + i * 0.01f;
+  gb_gelu_new (y, G_N_ELEMENTS (y));
+  for (guint i = 0; i < G_N_ELEMENTS (x); i++)
+    {
+      double v = x[i];
+      double ref = 0.5 * v * (1 + tanh (sqrt (2 / G_PI) * (v + 0.044715 * v * v * v)));
+      g_assert_cmpfloat (fabs (y[i] - ref), <=, 2e-7 * MAX (1.0, fabs (ref)));
+    }
+}
+
+static void
+test_softmax_layernorm (void)
+{
+  float row[5] = { 1, 2, 3, 4, 1000 };
+  gb_softmax (row, 4);
+  double sum = 0, den = exp (-3) + exp (-2) + exp (-1) + 1;
+  for (guint i = 0; i < 4; i++)
+    {
+      sum += row[i];
+      g_assert_cmpfloat (fabs (row[i] - exp (i - 3.0) / den), <, 1e-7);
+    }
+  g_assert_cmpfloat (fabs (sum - 1), <, 1e-6);
+  g_assert_cmpfloat (row[4], ==, 1000); /* untouched past n */
+
+  float x[4] = { 1, 2, 3, 4 }, w[4] = { 1, 1, 2, 2 }, b[4] = { 0, 0, 1, 1 }, y[4];
+  gb_layernorm (y, x, w, b, 1, 4, 1e-5f);
+  double rstd = 1 / sqrt (1.25 + 1e-5);
+  double expect[4] = { -1.5 * rstd, -0.5 * rstd, 1 + 2 * 0.5 * rstd, 1 + 2 * 1.5 * rstd };
+  for (guint i = 0; i < 4; i++)
+    g_assert_cmpfloat (fabs (y[i] - expect[i]), <, 1e-6);
+}
+
+static void
+test_hook_names (void)
+{
+  GbHook hook;
+  guint layer;
+  g_assert_true (gb_hook_parse ("blocks.3.hook_resid_post", &hook, &layer));
+  g_assert_cmpint (hook, ==, GB_HOOK_RESID_POST);
+  g_assert_cmpuint (layer, ==, 3);
+  g_assert_true (gb_hook_parse ("blocks.11.mlp.hook_post", &hook, &layer));
+  g_assert_cmpint (hook, ==, GB_HOOK_MLP_POST);
+  g_assert_true (gb_hook_parse ("blocks.0.attn.hook_pattern", &hook, &layer));
+  g_assert_cmpint (hook, ==, GB_HOOK_PATTERN);
+  const char *bad[] = { "blocks.x.hook_resid_pre", "blocks.1.hook_nothing", "resid_pre", "blocks..hook_resid_pre",
+                        "blocks.99999999999.hook_resid_pre" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_assert_false (gb_hook_parse (bad[i], &hook, &layer));
+}
+
+/* A small model shared by the tests below. */
+static GbModel *shared_model;
+
+static GbModel *
+tiny_model (void)
+{
+  if (shared_model == NULL)
+    {
+      g_autofree char *dir = gb_test_tmpdir ();
+      g_autoptr (GError) error = NULL;
+      gb_test_write_model (dir, 3, 4, 32, 64, FALSE, 42);
+      shared_model = gb_model_load (dir, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+    }
+  return shared_model;
+}
+
+static const gint32 tokens[] = { 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33 };
+#define T G_N_ELEMENTS (tokens)
+
+static GbTrace *
+run (const GbRecord       *rec,
+     const GbIntervention *iv,
+     guint                 n_iv)
+{
+  g_autoptr (GError) error = NULL;
+  GbTrace *trace = gb_model_forward (tiny_model (), tokens, T, rec, iv, n_iv, NULL, &error);
+  g_assert_no_error (error);
+  return trace;
+}
+
+static void
+test_record_only_what_asked (void)
+{
+  GbRecord rec = { .logits = GB_LOGITS_LAST };
+  rec.hooks[GB_HOOK_RESID_POST] = 1u << 1;
+  g_autoptr (GbTrace) trace = run (&rec, NULL, 0);
+
+  g_assert_cmpuint (trace->n_logit_rows, ==, 1);
+  g_assert_nonnull (gb_trace_get (trace, GB_HOOK_RESID_POST, 1));
+  g_assert_null (gb_trace_get (trace, GB_HOOK_RESID_POST, 0));
+  g_assert_null (gb_trace_get (trace, GB_HOOK_RESID_POST, 2));
+  for (guint h = 0; h < GB_N_HOOKS; h++)
+    if (h != GB_HOOK_RESID_POST)
+      g_assert_null (trace->acts[h]);
+
+  GbRecord none = { .logits = GB_LOGITS_NONE };
+  g_autoptr (GbTrace) bare = run (&none, NULL, 0);
+  g_assert_null (bare->logits);
+}
+
+static void
+test_trace_consistency (void)
+{
+  /* resid_pre of block L+1 is resid_post of block L; attention rows sum to 1
+   * and are zero above the diagonal; last-only logits equal the last row of all. */
+  GbRecord rec = { .logits = GB_LOGITS_ALL };
+  rec.hooks[GB_HOOK_RESID_PRE] = rec.hooks[GB_HOOK_RESID_POST] = rec.hooks[GB_HOOK_PATTERN] = GB_ALL_LAYERS;
+  g_autoptr (GbTrace) trace = run (&rec, NULL, 0);
+  const GbConfig *c = gb_model_get_config (tiny_model ());
+
+  for (guint l = 0; l + 1 < c->n_layer; l++)
+    g_assert_cmpmem (gb_trace_get (trace, GB_HOOK_RESID_POST, l), T * c->n_embd * sizeof (float),
+                     gb_trace_get (trace, GB_HOOK_RESID_PRE, l + 1), T * c->n_embd * sizeof (float));
+  for (guint l = 0; l < c->n_layer; l++)
+    for (guint h = 0; h < c->n_head; h++)
+      for (guint q = 0; q < T; q++)
+        {
+          const float *row = gb_trace_get (trace, GB_HOOK_PATTERN, l) + ((gsize) h * T + q) * T;
+          double sum = 0;
+          for (guint k = 0; k < T; k++)
+            {
+              if (k > q)
+                g_assert_cmpfloat (row[k], ==, 0);
+              sum += row[k];
+            }
+          g_assert_cmpfloat (fabs (sum - 1), <, 1e-5);
+        }
+  g_autoptr (GbTrace) last = run (NULL, NULL, 0);
+  g_assert_cmpfloat (max_rel_error (last->logits, trace->logits + (T - 1) * c->n_vocab, c->n_vocab), <, 1e-6);
+}
+
+static void
+test_add_vector (void)
+{
+  const GbConfig *c = gb_model_get_config (tiny_model ());
+  g_autofree float *v = g_new (float, c->n_embd);
+  g_autoptr (GRand) rng = g_rand_new_with_seed (3);
+  fill_random (rng, v, c->n_embd);
+
+  GbRecord rec = { .logits = GB_LOGITS_ALL };
+  rec.hooks[GB_HOOK_RESID_PRE] = 1u << 1;
+  GbIntervention add = { .kind = GB_INTERVENE_ADD, .hook = GB_HOOK_RESID_PRE, .layer = 1, .multiplier = 2.5f,
+                         .start_pos = 5, .values = v };
+  g_autoptr (GbTrace) base = run (&rec, NULL, 0);
+  g_autoptr (GbTrace) steered = run (&rec, &add, 1);
+  const float *b = gb_trace_get (base, GB_HOOK_RESID_PRE, 1), *s = gb_trace_get (steered, GB_HOOK_RESID_PRE, 1);
+
+  for (guint t = 0; t < T; t++)
+    for (guint i = 0; i < c->n_embd; i++)
+      {
+        float expect = b[t * c->n_embd + i] + (t >= 5 ? 2.5f * v[i] : 0.f);
+        g_assert_cmpfloat (s[t * c->n_embd + i], ==, expect);
+      }
+  /* Causal: logits before position 5 are unchanged, after it they move. */
+  g_assert_cmpmem (base->logits, 5 * c->n_vocab * sizeof (float), steered->logits, 5 * c->n_vocab * sizeof (float));
+  g_assert_cmpfloat (max_rel_error (base->logits + 5 * c->n_vocab, steered->logits + 5 * c->n_vocab, c->n_vocab), >, 1e-3);
+}
+
+static void
+test_zero_heads (void)
+{
+  /* Ablating every head of block 0 leaves only c_proj's bias (zero here) in its output. */
+  const GbConfig *c = gb_model_get_config (tiny_model ());
+  g_autofree GbIntervention *iv = g_new0 (GbIntervention, c->n_head);
+  for (guint h = 0; h < c->n_head; h++)
+    iv[h] = (GbIntervention) { .kind = GB_INTERVENE_SCALE_HEAD, .layer = 0, .head = h, .multiplier = 0.f };
+  GbRecord rec = { .logits = GB_LOGITS_NONE };
+  rec.hooks[GB_HOOK_ATTN_OUT] = 1u;
+  g_autoptr (GbTrace) trace = run (&rec, iv, c->n_head);
+  const float *out = gb_trace_get (trace, GB_HOOK_ATTN_OUT, 0);
+  for (guint i = 0; i < T * c->n_embd; i++)
+    g_assert_cmpfloat (out[i], ==, 0.f);
+
+  /* Scaling one head by 1 changes nothing. */
+  GbIntervention one = { .kind = GB_INTERVENE_SCALE_HEAD, .layer = 2, .head = 1, .multiplier = 1.f };
+  g_autoptr (GbTrace) a = run (NULL, &one, 1);
+  g_autoptr (GbTrace) b = run (NULL, NULL, 0);
+  g_assert_cmpmem (a->logits, c->n_vocab * sizeof (float), b->logits, c->n_vocab * sizeof (float));
+}
+
+static void
+test_patching (void)
+{
+  /* Replacing the final residual stream with another text's gives that text's logits. */
+  const GbConfig *c = gb_model_get_config (tiny_model ());
+  static const gint32 other[T] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+  GbRecord rec = { .logits = GB_LOGITS_ALL };
+  rec.hooks[GB_HOOK_RESID_POST] = GB_ALL_LAYERS;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbTrace) donor = gb_model_forward (tiny_model (), other, T, &rec, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+
+  GbIntervention patch = { .kind = GB_INTERVENE_REPLACE, .hook = GB_HOOK_RESID_POST, .layer = c->n_layer - 1,
+                           .start_pos = 0, .n_positions = T,
+                           .values = gb_trace_get (donor, GB_HOOK_RESID_POST, c->n_layer - 1) };
+  g_autoptr (GbTrace) patched = run (&rec, &patch, 1);
+  g_assert_cmpfloat (max_rel_error (patched->logits, donor->logits, T * c->n_vocab), <, 1e-6);
+}
+
+static void
+test_errors (void)
+{
+  GbModel *model = tiny_model ();
+  g_autoptr (GError) error = NULL;
+  gint32 bad[] = { 1, 9999 };
+  g_autofree gint32 *long_seq = g_new0 (gint32, 65);
+
+  g_assert_null (gb_model_forward (model, bad, 2, NULL, NULL, 0, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  g_assert_null (gb_model_forward (model, long_seq, 65, NULL, NULL, 0, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_LIMIT);
+  g_clear_error (&error);
+  g_assert_null (gb_model_forward (model, bad, 0, NULL, NULL, 0, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_ARGUMENT);
+  g_clear_error (&error);
+  GbIntervention iv = { .kind = GB_INTERVENE_SCALE_HEAD, .layer = 3, .multiplier = 0 };
+  g_assert_null (gb_model_forward (model, tokens, T, NULL, &iv, 1, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_ARGUMENT);
+  g_clear_error (&error);
+
+  g_autoptr (GCancellable) cancel = g_cancellable_new ();
+  g_cancellable_cancel (cancel);
+  g_assert_null (gb_model_forward (model, tokens, T, NULL, NULL, 0, cancel, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static void
+test_dtypes_agree (void)
+{
+  /* The same weights stored as F16 load to the same values as the F32 file
+   * rounded through half precision. */
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autoptr (GError) error = NULL;
+  GbModelShape shape = { 1, 2, 16, 16, 257 };
+  gb_test_write_vocab (dir, FALSE);
+  g_assert_true (gb_model_write_random (dir, &shape, GB_DTYPE_BF16, 5, &error));
+  g_autoptr (GbModel) m16 = gb_model_load (dir, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gb_model_write_random (dir, &shape, GB_DTYPE_F32, 5, &error));
+  g_autoptr (GbModel) m32 = gb_model_load (dir, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (GbTrace) a = gb_model_forward (m16, tokens, 8, NULL, NULL, 0, NULL, &error);
+  g_autoptr (GbTrace) b = gb_model_forward (m32, tokens, 8, NULL, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  double err = max_rel_error (a->logits, b->logits, 257);
+  g_test_message ("bf16 vs f32 logits: max relative error %.3g", err);
+  g_assert_cmpfloat (err, >, 0);
+  g_assert_cmpfloat (err, <, 0.05);
+  g_assert_cmpuint (gb_model_get_n_params (m16), ==, gb_model_get_n_params (m32));
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/kernels/matmul", test_matmul);
+  g_test_add_func ("/engine/kernels/expf", test_expf);
+  g_test_add_func ("/engine/kernels/gelu-new", test_gelu);
+  g_test_add_func ("/engine/kernels/softmax-layernorm", test_softmax_layernorm);
+  g_test_add_func ("/engine/forward/hook-names", test_hook_names);
+  g_test_add_func ("/engine/forward/record-only-what-asked", test_record_only_what_asked);
+  g_test_add_func ("/engine/forward/trace-consistency", test_trace_consistency);
+  g_test_add_func ("/engine/forward/add-vector", test_add_vector);
+  g_test_add_func ("/engine/forward/zero-heads", test_zero_heads);
+  g_test_add_func ("/engine/forward/patching", test_patching);
+  g_test_add_func ("/engine/forward/errors", test_errors);
+  g_test_add_func ("/engine/forward/dtypes-agree", test_dtypes_agree);
+  int status = g_test_run ();
+  g_clear_pointer (&shared_model, gb_model_unref);
+  return status;
+}

