@@ -234,6 +234,10 @@ config_from_object (JsonObject *obj,
                    c->n_embd, c->n_head);
       return NULL;
     }
+  JsonNode *tie = json_object_get_member (obj, "tie_word_embeddings");
+  c->tie_word_embeddings = TRUE;
+  if (tie != NULL && JSON_NODE_HOLDS_VALUE (tie) && json_node_get_value_type (tie) == G_TYPE_BOOLEAN)
+    c->tie_word_embeddings = json_node_get_boolean (tie);
   JsonNode *pad = json_object_get_member (obj, "pad_token_id");
   if (pad != NULL && JSON_NODE_HOLDS_VALUE (pad) && json_node_get_value_type (pad) == G_TYPE_INT64 &&
       json_node_get_int (pad) >= 0 && json_node_get_int (pad) < c->n_vocab)

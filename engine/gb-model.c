@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-kernels.h"
 #include "gb-model-private.h"
 
 #define MAX_INDEX_BYTES (16u * 1024 * 1024)
@@ -282,7 +283,9 @@ bind_weights (Loader       *loader,
   TAKE1 (m->lnf_w, ("ln_f.weight"), c->n_embd);
   TAKE1 (m->lnf_b, ("ln_f.bias"), c->n_embd);
 
-  if (g_hash_table_contains (loader->tensors, "lm_head.weight"))
+  /* As transformers does: tied unless the config says otherwise, whatever
+   * copy of lm_head.weight the file carries. */
+  if (!c->tie_word_embeddings)
     TAKE2 (m->lm_head, ("lm_head.weight"), c->n_vocab, c->n_embd);
   else
     m->lm_head = m->wte;
@@ -354,6 +357,22 @@ open_weights (Loader  *loader,
   return FALSE;
 }
 
+/* OpenBLAS does the matrix products with its own threads and the engine's
+ * own loops stay on the calling thread, so the two never compete for cores.
+ * Pin its count once unless the user set it. */
+static void
+init_threads (void)
+{
+  static gsize done;
+  if (g_once_init_enter (&done))
+    {
+      if (g_getenv ("OPENBLAS_NUM_THREADS") == NULL && g_getenv ("GOTO_NUM_THREADS") == NULL &&
+          g_getenv ("OMP_NUM_THREADS") == NULL)
+        gb_blas_set_threads ((int) g_get_num_processors ());
+      g_once_init_leave (&done, 1);
+    }
+}
+
 GbModel *
 gb_model_load (const char     *dir,
                GCancellable   *cancellable,
@@ -363,6 +382,7 @@ gb_model_load (const char     *dir,
 {
   g_return_val_if_fail (dir != NULL, NULL);
 
+  init_threads ();
   if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_MISSING, "%s: not a folder", dir);

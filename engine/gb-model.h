@@ -19,6 +19,7 @@ typedef struct
   guint   n_inner;      /* 4 * n_embd unless config says otherwise */
   double  layer_norm_epsilon;
   char   *activation;   /* "gelu_new" (tanh form) or "gelu" (erf form) */
+  gboolean tie_word_embeddings; /* lm_head = wte (default TRUE, as in transformers) */
   /* GPT2ForSequenceClassification: n_labels > 0 and labels[i] = id2label[i]. */
   guint   n_labels;
   char  **labels;

@@ -429,11 +429,69 @@ test_case (Fixture      *f,
   g_assert_nonnull (strstr (error->message, c->message));
 }
 
+static void
+make_snapshot (const char *cache,
+               const char *repo,
+               const char *hash,
+               gboolean    gpt2)
+{
+  g_autofree char *dir = g_build_filename (cache, repo, "snapshots", hash, NULL);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  gb_test_write_model (dir, 1, 2, 8, 16, FALSE, 3);
+  if (!gpt2)
+    {
+      g_autofree char *config = g_build_filename (dir, "config.json", NULL);
+      g_assert_true (g_file_set_contents (config, "{\"model_type\": \"llama\"}", -1, NULL));
+    }
+}
+
+static void
+test_hub_scan (void)
+{
+  g_autofree char *cache = gb_test_tmpdir ();
+  make_snapshot (cache, "models--openai-community--gpt2", "aaa", TRUE);
+  make_snapshot (cache, "models--openai-community--gpt2", "bbb", TRUE);
+  make_snapshot (cache, "models--distilgpt2", "ccc", TRUE);
+  make_snapshot (cache, "models--meta--llama", "ddd", FALSE);
+  g_autofree char *refs = g_build_filename (cache, "models--openai-community--gpt2", "refs", NULL);
+  g_autofree char *main_ref = g_build_filename (refs, "main", NULL);
+  g_mkdir_with_parents (refs, 0755);
+  g_assert_true (g_file_set_contents (main_ref, "bbb\n", -1, NULL));
+
+  g_autoptr (GPtrArray) found = gb_hub_scan (cache);
+  g_assert_cmpuint (found->len, ==, 2);
+  GbHubModel *a = found->pdata[0], *b = found->pdata[1];
+  g_assert_cmpstr (a->repo_id, ==, "distilgpt2");
+  g_assert_cmpstr (b->repo_id, ==, "openai-community/gpt2");
+  g_assert_true (g_str_has_suffix (b->path, "snapshots/bbb"));
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbModel) model = gb_model_load (b->path, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (gb_model_get_name (model), ==, "openai-community/gpt2");
+
+  /* HF_HUB_CACHE, then HF_HOME/hub, then ~/.cache/huggingface/hub. */
+  g_setenv ("HF_HUB_CACHE", cache, TRUE);
+  g_autofree char *d1 = gb_hub_cache_dir ();
+  g_assert_cmpstr (d1, ==, cache);
+  g_unsetenv ("HF_HUB_CACHE");
+  g_setenv ("HF_HOME", "/x/hf", TRUE);
+  g_autofree char *d2 = gb_hub_cache_dir ();
+  g_assert_cmpstr (d2, ==, "/x/hf/hub");
+  g_unsetenv ("HF_HOME");
+  g_autofree char *d3 = gb_hub_cache_dir ();
+  g_assert_true (g_str_has_suffix (d3, ".cache/huggingface/hub"));
+
+  g_autoptr (GPtrArray) nothing = gb_hub_scan ("/nonexistent/cache");
+  g_assert_cmpuint (nothing->len, ==, 0);
+}
+
 int
 main (int    argc,
       char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/hub/scan", test_hub_scan);
   g_test_add ("/engine/checkpoints/valid", Fixture, NULL, fixture_set_up, test_valid, fixture_tear_down);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {

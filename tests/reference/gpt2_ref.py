@@ -189,7 +189,10 @@ def forward(params, config, tokens, dtype=np.float64):
     result = {k: np.stack(v) for k, v in out.items()}
     hf = layer_norm(h, p["ln_f.weight"], p["ln_f.bias"], eps)
     result["ln_f"] = hf
-    head = p.get("lm_head.weight", p["wte.weight"])
+    # transformers ties the head to wte unless the config unties it, whatever
+    # copy of lm_head.weight the file carries.
+    tied = config.get("tie_word_embeddings", True)
+    head = p["wte.weight"] if tied else p["lm_head.weight"]
     result["logits"] = hf @ head.T
     if "score.weight" in p:
         result["class_logits"] = hf @ p["score.weight"].T

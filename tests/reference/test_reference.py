@@ -51,6 +51,8 @@ VARIANTS = [
      dict(text=SHORT_TEXT)),
     ("untied lm_head.weight",
      dict(dtype="f32", prefix=True, untied=True), dict(text=SHORT_TEXT)),
+    ("stale lm_head.weight, tie_word_embeddings default (tied to wte)",
+     dict(dtype="f32", prefix=True, stale_head=True), dict(text=SHORT_TEXT)),
     ("buffers: bool attn.bias + masked_bias",
      dict(dtype="f32", prefix=True, buffers="bool", masked_bias=True),
      dict(text=SHORT_TEXT)),
@@ -178,7 +180,8 @@ def check_variant(np, ref, cli, vocab, root, index, opts, inputs):
         untied=opts.get("untied", False))
     params = ref.random_checkpoint(config, seed=seed, std=0.02, attn_std=0.15,
                                    fc_std=0.15, n_labels=n_labels,
-                                   untied=opts.get("untied", False))
+                                   untied=opts.get("untied", False)
+                                   or opts.get("stale_head", False))
     model_dir = os.path.join(root, "model-%02d" % index)
     dump_dir = os.path.join(root, "dump-%02d" % index)
     stored = ref.write_hf_checkpoint(

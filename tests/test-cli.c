@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-test"
+
+/* The command-line contract (DESIGN.md): exit 0 on success, 1 with one line
+ * "glassbox-cli: error: ..." on a runtime error, 2 on a usage error. */
+
+#include <string.h>
+
+#include "gb-test-util.h"
+
+static char *model_dir;
+
+typedef struct
+{
+  int   status;
+  char *out;
+  char *err;
+} Result;
+
+static void
+result_clear (Result *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Result, result_clear)
+
+static void
+cli (Result *r,
+     ...)
+{
+  const char *cli_path = g_getenv ("GLASSBOX_CLI");
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  va_list args;
+  const char *arg;
+
+  g_assert_nonnull (cli_path);
+  g_ptr_array_add (argv, (char *) cli_path);
+  va_start (args, r);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  int wait_status;
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &r->out, &r->err, &wait_status, &error);
+  g_assert_no_error (error);
+  r->status = WIFEXITED (wait_status) ? WEXITSTATUS (wait_status) : 128 + WTERMSIG (wait_status);
+}
+
+static void
+assert_one_error_line (const Result *r)
+{
+  g_assert_true (g_str_has_prefix (r->err, "glassbox-cli: error: "));
+  g_assert_true (g_str_has_suffix (r->err, "\n"));
+  g_assert_true (strchr (r->err, '\n') == r->err + strlen (r->err) - 1); /* exactly one line */
+}
+
+static void
+test_help_and_usage (void)
+{
+  g_auto (Result) help = { 0 }, sub = { 0 }, unknown = { 0 }, none = { 0 }, bad_opt = { 0 }, missing = { 0 };
+
+  cli (&help, "--help", NULL);
+  g_assert_cmpint (help.status, ==, 0);
+  g_assert_nonnull (strstr (help.out, "generate"));
+  const char *subs[] = { "tokenize", "run", "generate", "init-model" };
+  for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
+    {
+      g_auto (Result) r = { 0 };
+      cli (&r, subs[i], "--help", NULL);
+      g_assert_cmpint (r.status, ==, 0);
+      g_assert_nonnull (strstr (r.out, "Usage:"));
+    }
+  cli (&unknown, "frobnicate", NULL);
+  g_assert_cmpint (unknown.status, ==, 2);
+  assert_one_error_line (&unknown);
+  cli (&none, NULL);
+  g_assert_cmpint (none.status, ==, 2);
+  cli (&bad_opt, "run", "--no-such-option", NULL);
+  g_assert_cmpint (bad_opt.status, ==, 2);
+  assert_one_error_line (&bad_opt);
+  cli (&missing, "run", "--model", model_dir, "--text", "hi", NULL);
+  g_assert_cmpint (missing.status, ==, 2); /* --dump is required */
+  assert_one_error_line (&missing);
+}
+
+static void
+test_runtime_errors (void)
+{
+  g_autofree char *empty = gb_test_tmpdir ();
+  g_auto (Result) no_model = { 0 }, bad_tokens = { 0 }, bad_utf8 = { 0 };
+
+  cli (&no_model, "generate", "--model", empty, "--prompt", "hi", NULL);
+  g_assert_cmpint (no_model.status, ==, 1);
+  assert_one_error_line (&no_model);
+  g_assert_nonnull (strstr (no_model.err, "config.json"));
+
+  g_autofree char *out = g_build_filename (empty, "dump", NULL);
+  cli (&bad_tokens, "run", "--model", model_dir, "--tokens", "1,2,99999", "--dump", out, NULL);
+  g_assert_cmpint (bad_tokens.status, ==, 1);
+  assert_one_error_line (&bad_tokens);
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+
+  cli (&bad_utf8, "generate", "--model", model_dir, "--prompt", "caf\xc3", NULL);
+  g_assert_cmpint (bad_utf8.status, ==, 1);
+  assert_one_error_line (&bad_utf8);
+}
+
+static void
+test_run_dump (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *out = g_build_filename (dir, "dump", NULL);
+  g_auto (Result) r = { 0 };
+  const char *files[] = { "logits.npy", "attention.npy", "resid_pre.npy", "resid_mid.npy", "resid_post.npy",
+                          "mlp_post.npy", "tokens.json" };
+
+  cli (&r, "run", "--model", model_dir, "--text", "Hello", "--dump", out, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *path = g_build_filename (out, files[i], NULL);
+      g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+    }
+  g_autofree char *attn = g_build_filename (out, "attention.npy", NULL);
+  g_autofree char *contents = NULL;
+  gsize len;
+  g_assert_true (g_file_get_contents (attn, &contents, &len, NULL));
+  /* 2 layers, 4 heads, 5 byte tokens. */
+  g_assert_nonnull (memmem (contents, 128, "'shape': (2, 4, 5, 5)", 21));
+  g_autofree char *tokens = g_build_filename (out, "tokens.json", NULL);
+  g_autofree char *json = NULL;
+  g_assert_true (g_file_get_contents (tokens, &json, NULL, NULL));
+  g_assert_nonnull (strstr (json, "\"strings\""));
+}
+
+static void
+test_generate (void)
+{
+  g_auto (Result) a = { 0 }, b = { 0 }, greedy = { 0 };
+
+  cli (&a, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
+       "--seed", "4", NULL);
+  cli (&b, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
+       "--seed", "4", NULL);
+  cli (&greedy, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", NULL);
+  g_assert_cmpint (a.status, ==, 0);
+  g_assert_cmpint (greedy.status, ==, 0);
+  g_assert_cmpstr (a.out, ==, b.out);
+  g_assert_true (g_utf8_validate (a.out, -1, NULL));
+  g_assert_cmpuint (strlen (a.out), >, 1);
+}
+
+static void
+test_init_model_refuses_overwrite (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *out = g_build_filename (dir, "m", NULL);
+  g_auto (Result) first = { 0 }, again = { 0 }, forced = { 0 }, bad = { 0 };
+
+  cli (&first, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
+  g_assert_cmpint (first.status, ==, 0);
+  cli (&again, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
+  g_assert_cmpint (again.status, ==, 2);
+  g_assert_nonnull (strstr (again.err, "--force"));
+  cli (&forced, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, "--force", "--dtype", "bf16", NULL);
+  g_assert_cmpint (forced.status, ==, 0);
+  cli (&bad, "init-model", "--preset", "gpt5", "--seed", "2", "--output", out, NULL);
+  g_assert_cmpint (bad.status, ==, 2);
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbModel) model = gb_model_load (out, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (gb_model_get_config (model)->n_layer, ==, 2);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  model_dir = gb_test_tmpdir ();
+  gb_test_write_model (model_dir, 2, 4, 32, 64, FALSE, 9);
+  g_test_add_func ("/cli/help-and-usage", test_help_and_usage);
+  g_test_add_func ("/cli/runtime-errors", test_runtime_errors);
+  g_test_add_func ("/cli/run-dump", test_run_dump);
+  g_test_add_func ("/cli/generate", test_generate);
+  g_test_add_func ("/cli/init-model", test_init_model_refuses_overwrite);
+  int status = g_test_run ();
+  g_free (model_dir);
+  return status;
+}
