@@ -24,9 +24,11 @@ gb_cli_generate (int    argc,
   double temperature = 0, top_p = 1;
   gint64 seed = 0;
   gboolean truncate = FALSE;
+  /* Text options are FILENAME-typed so their bytes reach the tokenizer as
+   * given, which names the offset of any invalid UTF-8. */
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model folder (default: the bundled demo model)", "DIR" },
-    { "prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "Text to continue", "TEXT" },
+    { "prompt", 'p', 0, G_OPTION_ARG_FILENAME, &prompt, "Text to continue", "TEXT" },
     { "max-new-tokens", 'n', 0, G_OPTION_ARG_INT, &max_new, "Tokens to generate (default 32)", "N" },
     { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &temperature, "Sampling temperature; 0 = greedy (default)", "T" },
     { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Sample from the K most likely tokens (0 = all)", "K" },

@@ -125,9 +125,11 @@ gb_cli_run (int    argc,
             char **argv)
 {
   g_autofree char *model_dir = NULL, *text = NULL, *token_list = NULL, *dump = NULL;
+  /* Text options are FILENAME-typed so their bytes reach the tokenizer as
+   * given, which names the offset of any invalid UTF-8. */
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model folder (default: the bundled demo model)", "DIR" },
-    { "text", 't', 0, G_OPTION_ARG_STRING, &text, "Text to run", "TEXT" },
+    { "text", 't', 0, G_OPTION_ARG_FILENAME, &text, "Text to run", "TEXT" },
     { "tokens", 0, 0, G_OPTION_ARG_STRING, &token_list, "Token ids to run instead of text", "1,2,3" },
     { "dump", 'd', 0, G_OPTION_ARG_FILENAME, &dump, "Folder for logits.npy, attention.npy, resid_*.npy, tokens.json", "DIR" },
     { NULL }

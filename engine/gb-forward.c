@@ -245,8 +245,14 @@ attention (GbModel              *self,
 
   for (guint h = 0; h < H; h++)
     {
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, hd, scale, s->qkv + h * hd, 3 * D,
-                   k + h * hd, D, 0.f, s->scores, N);
+      /* One query (a decode step) is a matrix-vector product; OpenBLAS's
+       * one-row sgemm is several times slower than its sgemv. */
+      if (T == 1)
+        cblas_sgemv (CblasRowMajor, CblasNoTrans, N, hd, scale, k + h * hd, D, s->qkv + h * hd, 1, 0.f,
+                     s->scores, 1);
+      else
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, hd, scale, s->qkv + h * hd, 3 * D,
+                     k + h * hd, D, 0.f, s->scores, N);
       for (guint i = 0; i < T; i++)
         {
           float *row = s->scores + (gsize) i * N;
@@ -257,8 +263,11 @@ attention (GbModel              *self,
       if (pattern != NULL)
         memcpy (pattern + (gsize) h * T * N, s->scores, (gsize) T * N * sizeof (float));
       float sc = head_scale (iv, n_iv, layer, h);
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, N, sc, s->scores, N, v + h * hd, D,
-                   0.f, s->z + h * hd, D);
+      if (T == 1)
+        cblas_sgemv (CblasRowMajor, CblasTrans, N, hd, sc, v + h * hd, D, s->scores, 1, 0.f, s->z + h * hd, 1);
+      else
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, N, sc, s->scores, N, v + h * hd, D,
+                     0.f, s->z + h * hd, D);
     }
 }
 
