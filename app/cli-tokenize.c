@@ -49,16 +49,22 @@ print_escaped (GString    *out,
     }
 }
 
+/* json-glib 1.6 escapes control characters below U+001F but writes U+001F
+ * itself raw, which is not JSON. A raw 0x1F byte can only be inside a
+ * string, so escaping every one afterwards is exact. */
 static void
 print_line (JsonBuilder *builder)
 {
   g_autoptr (JsonGenerator) generator = json_generator_new ();
   g_autoptr (JsonNode) root = json_builder_get_root (builder);
-  g_autofree char *line = NULL;
+  g_autofree char *data = NULL;
+  g_autoptr (GString) line = NULL;
 
   json_generator_set_root (generator, root);
-  line = json_generator_to_data (generator, NULL);
-  printf ("%s\n", line);
+  data = json_generator_to_data (generator, NULL);
+  line = g_string_new (data);
+  g_string_replace (line, "\x1f", "\\u001f", 0);
+  printf ("%s\n", line->str);
 }
 
 static void
@@ -106,9 +112,10 @@ print_tokens (GbTokenizer   *tokenizer,
 }
 
 /* json-glib 1.6 recurses once per nesting level and overflows the stack on
- * deep input, so count brackets first. */
+ * deep input, so count brackets first. Strict JSON only (see below), so that
+ * the string boundaries, and so the depth, are the ones json-glib sees. */
 static gboolean
-json_depth_ok (const char *data,
+json_plain_and_shallow (const char *data,
                gsize       len,
                guint       max_depth)
 {
@@ -117,22 +124,29 @@ json_depth_ok (const char *data,
 
   for (gsize i = 0; i < len; i++)
     {
+      char c = data[i];
+
       if (in_string)
         {
-          if (data[i] == '\\')
+          if (c == '\\')
             i++;
-          else if (data[i] == '"')
+          else if (c == '"')
             in_string = FALSE;
         }
-      else if (data[i] == '"')
+      else if (c == '"')
         in_string = TRUE;
-      else if (data[i] == '[' || data[i] == '{')
+      else if (c == '[' || c == '{')
         {
           if (++depth > max_depth)
             return FALSE;
         }
-      else if ((data[i] == ']' || data[i] == '}') && depth > 0)
-        depth--;
+      else if (c == ']' || c == '}')
+        depth = depth > 0 ? depth - 1 : 0;
+      /* json-glib also takes 'strings' and comments, where a quote would
+       * throw this count off: refuse anything strict JSON has no use for
+       * outside a string. */
+      else if (strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL || c == '\0')
+        return FALSE;
     }
   return TRUE;
 }
@@ -162,7 +176,7 @@ load_batch (const char *path,
                    MAX_BATCH_BYTES >> 20);
       return NULL;
     }
-  if (len == 0 || !json_depth_ok (data, len, MAX_BATCH_DEPTH))
+  if (len == 0 || !json_plain_and_shallow (data, len, MAX_BATCH_DEPTH))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: expected a JSON array of strings", path);
       return NULL;
@@ -277,6 +291,13 @@ gb_cli_tokenize (int    argc,
   g_option_context_add_main_entries (context, entries, NULL);
   if (!gb_cli_parse (context, &argc, &argv, &code))
     return code;
+  /* GOption leaves the "--" that lets TEXT start with a dash. */
+  if (argc >= 2 && g_str_equal (argv[1], "--"))
+    {
+      argv[1] = argv[0];
+      argv++;
+      argc--;
+    }
 
   if (batch != NULL && argc != 1)
     return gb_cli_usage ("give either TEXT or --batch FILE, not both (see --help)");

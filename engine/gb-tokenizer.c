@@ -40,9 +40,8 @@ typedef struct
  * "a,b" ambiguity) is involved. */
 typedef struct
 {
-  MergeSlot *slots;
+  MergeSlot *slots; /* 2^bits, at most half used */
   guint      bits;
-  guint      n_used;
 } MergeTable;
 
 /* A cached word: the key points at the bytes stored after the ids. */
@@ -115,7 +114,6 @@ merge_table_init (MergeTable *table,
   table->slots = g_new (MergeSlot, (gsize) 1 << table->bits);
   for (gsize i = 0; i < ((gsize) 1 << table->bits); i++)
     table->slots[i].key = EMPTY_KEY;
-  table->n_used = 0;
 }
 
 static inline const MergeSlot *
@@ -152,8 +150,6 @@ merge_table_insert (MergeTable *table,
 
   while (table->slots[i].key != EMPTY_KEY && table->slots[i].key != key)
     i = (i + 1) & mask;
-  if (table->slots[i].key == EMPTY_KEY)
-    table->n_used++;
   table->slots[i] = (MergeSlot) { key, rank, result };
 }
 
@@ -275,9 +271,10 @@ read_bounded (const char *path,
 }
 
 /* json-glib 1.6 recurses per nesting level and overflows the stack on deep
- * input; refuse it before parsing. */
+ * input; refuse it before parsing. Strict JSON only (see below), so that
+ * the string boundaries, and so the depth, are the ones json-glib sees. */
 static gboolean
-json_depth_ok (const char *data,
+json_plain_and_shallow (const char *data,
                gsize       len,
                guint       max_depth)
 {
@@ -302,8 +299,13 @@ json_depth_ok (const char *data,
           if (++depth > max_depth)
             return FALSE;
         }
-      else if ((c == ']' || c == '}') && depth > 0)
-        depth--;
+      else if (c == ']' || c == '}')
+        depth = depth > 0 ? depth - 1 : 0;
+      /* json-glib also takes 'strings' and comments, where a quote would
+       * throw this count off: refuse anything strict JSON has no use for
+       * outside a string. */
+      else if (strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL || c == '\0')
+        return FALSE;
     }
   return TRUE;
 }
@@ -450,32 +452,24 @@ add_vocab_entry (GbTokenizer *self,
   return TRUE;
 }
 
-static GbTokenizer *
-load_vocab (const char  *vocab_path,
-            GHashTable **by_string_out,
-            GError     **error)
+/* Reads @path into @parser and returns its top-level object (borrowed). */
+static JsonObject *
+parse_vocab_json (JsonParser *parser,
+                  const char *vocab_path,
+                  GError    **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  g_autoptr (GHashTable) by_string = NULL;
   g_autoptr (GError) local_error = NULL;
   g_autofree char *data = NULL;
-  g_autofree guint8 *seen = NULL;
-  GbTokenizer *self = NULL;
-  JsonObject *object;
-  JsonObjectIter iter;
-  const char *string;
-  JsonNode *node;
   JsonNode *root;
   gsize len;
-  guint size;
 
-  if (!read_bounded (vocab_path, &data, &len, error))
+  if (!read_bounded (vocab_path, &data, &len, error) || !text_ok (data, len, vocab_path, error))
     return NULL;
-  if (!text_ok (data, len, vocab_path, error))
-    return NULL;
-  if (!json_depth_ok (data, len, MAX_JSON_DEPTH))
+  if (!json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
     {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: JSON nested too deeply", vocab_path);
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
+                   "%s: not plain JSON, or nested deeper than %d levels", vocab_path,
+                   MAX_JSON_DEPTH);
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, (gssize) len, &local_error))
@@ -491,7 +485,27 @@ load_vocab (const char  *vocab_path,
                    "%s: expected a JSON object of token strings to ids", vocab_path);
       return NULL;
     }
-  object = json_node_get_object (root);
+  return json_node_get_object (root);
+}
+
+static GbTokenizer *
+load_vocab (const char  *vocab_path,
+            GHashTable **by_string_out,
+            GError     **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr (GHashTable) by_string = NULL;
+  g_autofree guint8 *seen = NULL;
+  GbTokenizer *self;
+  JsonObject *object;
+  JsonObjectIter iter;
+  const char *string;
+  JsonNode *node;
+  guint size;
+
+  object = parse_vocab_json (parser, vocab_path, error);
+  if (object == NULL)
+    return NULL;
   size = json_object_get_size (object);
   if (size == 0)
     {
@@ -540,6 +554,21 @@ lookup_symbol (GHashTable *by_string,
   return TRUE;
 }
 
+static gboolean
+merge_symbol (GHashTable *by_string,
+              const char *symbol,
+              const char *merges_path,
+              guint       line_no,
+              gint32     *id,
+              GError    **error)
+{
+  if (lookup_symbol (by_string, symbol, id))
+    return TRUE;
+  g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
+               "%s: line %u: symbol “%s” is not in the vocabulary", merges_path, line_no, symbol);
+  return FALSE;
+}
+
 /* One line of merges.txt, "a b"; @line is modified in place. */
 static gboolean
 parse_merge_line (GbTokenizer *self,
@@ -565,12 +594,9 @@ parse_merge_line (GbTokenizer *self,
   *space = '\0';
   right = space + 1;
 
-  if (!lookup_symbol (by_string, left, &left_id) || !lookup_symbol (by_string, right, &right_id))
-    {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: line %u: symbol “%s” is not in the vocabulary",
-                   merges_path, line_no, lookup_symbol (by_string, left, &left_id) ? right : left);
-      return FALSE;
-    }
+  if (!merge_symbol (by_string, left, merges_path, line_no, &left_id, error)
+      || !merge_symbol (by_string, right, merges_path, line_no, &right_id, error))
+    return FALSE;
   joined = g_strconcat (left, right, NULL);
   if (!lookup_symbol (by_string, joined, &result_id))
     {
@@ -584,6 +610,17 @@ parse_merge_line (GbTokenizer *self,
   return TRUE;
 }
 
+static guint
+count_lines (const char *data,
+             gsize       len)
+{
+  guint n = 0;
+
+  for (const char *p = data; (p = memchr (p, '\n', len - (gsize) (p - data))) != NULL; p++)
+    n++;
+  return n + 1;
+}
+
 static gboolean
 load_merges (GbTokenizer *self,
              GHashTable  *by_string,
@@ -591,9 +628,8 @@ load_merges (GbTokenizer *self,
              GError     **error)
 {
   g_autofree char *data = NULL;
-  g_auto (GStrv) lines = NULL;
-  gsize len;
-  guint n_lines;
+  gsize len, pos = 0;
+  guint line_no = 0;
   guint32 rank = 0;
 
   if (!read_bounded (merges_path, &data, &len, error))
@@ -601,23 +637,23 @@ load_merges (GbTokenizer *self,
   if (!text_ok (data, len, merges_path, error))
     return FALSE;
 
-  lines = g_strsplit (data, "\n", -1);
-  n_lines = g_strv_length (lines);
-  /* A final newline leaves an empty last piece, which is not a line. */
-  if (n_lines > 0 && lines[n_lines - 1][0] == '\0')
-    n_lines--;
-
-  merge_table_init (&self->merges, n_lines);
-  for (guint i = 0; i < n_lines; i++)
+  merge_table_init (&self->merges, count_lines (data, len));
+  /* Lines are cut in place; a final newline ends the last line rather than
+   * starting an empty one. */
+  while (pos < len)
     {
-      char *line = lines[i];
-      gsize line_len = strlen (line);
+      char *line = data + pos;
+      char *newline = memchr (line, '\n', len - pos);
+      gsize line_len = newline != NULL ? (gsize) (newline - line) : len - pos;
 
+      pos += line_len + 1;
+      line_no++;
+      line[line_len] = '\0';
       if (line_len > 0 && line[line_len - 1] == '\r')
         line[line_len - 1] = '\0';
-      if (i == 0 && g_str_has_prefix (line, "#version"))
+      if (line_no == 1 && g_str_has_prefix (line, "#version"))
         continue;
-      if (!parse_merge_line (self, by_string, merges_path, i + 1, line, rank++, error))
+      if (!parse_merge_line (self, by_string, merges_path, line_no, line, rank++, error))
         return FALSE;
     }
   return TRUE;

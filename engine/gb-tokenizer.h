@@ -16,6 +16,11 @@ typedef struct _GbTokenizer GbTokenizer;
 
 /* vocab.json: {"token-string": id, ...} in GPT-2's byte-to-unicode alphabet.
  * merges.txt: optional "#version" first line, then "a b" per line. */
+/* The ids must be exactly 0..n-1 and include the 256 single-byte tokens;
+ * every merge must join two vocabulary symbols into a third. A pair listed
+ * twice keeps its last rank, as GPT-2's encoder.py does. Files over 64 MiB
+ * are refused. Errors are GB_ERROR_FORMAT naming the file and the entry or
+ * line (GB_ERROR_MISSING, _IO or _LIMIT for the file itself). */
 GbTokenizer *gb_tokenizer_new_from_files (const char  *vocab_path,
                                           const char  *merges_path,
                                           GError     **error);
@@ -30,7 +35,9 @@ guint        gb_tokenizer_get_n_vocab (GbTokenizer *self);
 /* Id of <|endoftext|>, or GB_TOKEN_NONE when the vocabulary has none. */
 gint32       gb_tokenizer_get_eot (GbTokenizer *self);
 
-/* Encodes @len bytes of @text (len -1: NUL-terminated). Invalid UTF-8 is a
+/* Pre-tokenisation follows GPT-2's pattern with JavaScript's \s (as npm
+ * gpt-3-encoder runs it) and GLib's Unicode tables for \p{L} and \p{N}.
+ * Encodes @len bytes of @text (len -1: NUL-terminated). Invalid UTF-8 is a
  * GB_ERROR_INVALID_DATA error naming the byte offset. With @allow_special,
  * the literal "<|endoftext|>" becomes the special token; without, it is
  * encoded as ordinary text (as GPT-2's encoder does). Returns an array of
@@ -51,8 +58,9 @@ const char   *gb_tokenizer_token_string (GbTokenizer *self,
                                          gint32       id);
 
 /* Decodes ids to text. Byte sequences that are not valid UTF-8 are replaced
- * by U+FFFD, so the result is always valid UTF-8. Out-of-range ids are an
- * error. */
+ * by U+FFFD (one per maximal ill-formed subpart, as Python's and WHATWG's
+ * decoders do), so the result is always valid UTF-8. Out-of-range ids are an
+ * error. A token for byte 0 decodes to an embedded NUL. */
 char         *gb_tokenizer_decode (GbTokenizer  *self,
                                    const gint32 *ids,
                                    gsize         n_ids,
@@ -65,6 +73,7 @@ typedef struct _GbDecodeStream GbDecodeStream;
 
 GbDecodeStream *gb_decode_stream_new (GbTokenizer *tokenizer);
 void            gb_decode_stream_free (GbDecodeStream *stream);
+/* An out-of-range id decodes as U+FFFD. */
 char           *gb_decode_stream_push (GbDecodeStream *stream,
                                        gint32          id);
 /* Flushes held bytes (an incomplete sequence becomes U+FFFD). */
