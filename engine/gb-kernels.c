@@ -112,27 +112,6 @@ gb_layernorm (float       *out,
     }
 }
 
-/* Cody-Waite range reduction and a degree-6 polynomial (Cephes expf):
- * relative error about 1e-7 over the float range, and it vectorises. */
-float
-gb_expf (float x)
-{
-  x = fminf (fmaxf (x, -87.3f), 88.37f); /* 2^127 is the largest power of two */
-  /* Round to nearest by truncation, which (unlike floorf) vectorises on SSE2. */
-  float t = x * 1.44269504088896341f;
-  float n = (float) (gint32) (t + (t >= 0.f ? 0.5f : -0.5f));
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  union { gint32 i; float f; } scale = { .i = ((gint32) n + 127) << 23 };
-  return p * scale.f;
-}
-
 /* gelu_new(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
  * written as x * sigmoid(2u), which is the same function and stays accurate
  * where tanh(u) is near -1. */
@@ -144,7 +123,7 @@ gb_gelu_new (float *x,
     {
       float v = x[i];
       float u2 = 1.5957691216057308f * (v + 0.044715f * v * v * v);
-      x[i] = v / (1.f + gb_expf (-u2));
+      x[i] = v / (1.f + gb_expf_inline (-u2));
     }
 }
 
@@ -154,6 +133,12 @@ gb_gelu_erf (float *x,
 {
   for (gsize i = 0; i < n; i++)
     x[i] = 0.5f * x[i] * (1.f + erff (x[i] * (float) M_SQRT1_2));
+}
+
+float
+gb_expf (float x)
+{
+  return gb_expf_inline (x);
 }
 
 void
@@ -166,7 +151,7 @@ gb_softmax (float *row,
     max = fmaxf (max, row[i]);
   for (guint i = 0; i < n; i++)
     {
-      row[i] = gb_expf (row[i] - max);
+      row[i] = gb_expf_inline (row[i] - max);
       sum += row[i];
     }
   float inv = 1.f / sum;

@@ -51,7 +51,27 @@ void gb_gelu_erf (float *x,
 void gb_softmax (float *row,
                  guint  n);
 
-/* exp(x) to about 1 ulp, vectorisable. */
+/* exp(x) to about 1e-7 relative: Cody-Waite range reduction and a degree-6
+ * polynomial (Cephes expf). Inline, with no libm calls (ternary clamps, the
+ * 1.5 * 2^23 rounding trick), so the loops that call it vectorise. */
+static inline float
+gb_expf_inline (float x)
+{
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.37f ? 88.37f : x; /* 2^127 is the largest power of two */
+  float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  union { gint32 i; float f; } scale = { .i = ((gint32) n + 127) << 23 };
+  return p * scale.f;
+}
+
 float gb_expf (float x);
 
 /* Sets the thread count of OpenBLAS (0 = its default). */

@@ -113,7 +113,7 @@ static gboolean
 all_finite (const float *data,
             gsize        n)
 {
-  /* Summing x * 0 keeps NaN and turns Inf into NaN, in one vectorisable pass. */
+  /* Summing x * 0 keeps NaN and turns Inf into NaN, in one pass. */
   float acc = 0.f;
   for (gsize i = 0; i < n; i++)
     acc += data[i] * 0.f;
