@@ -18,7 +18,6 @@ typedef enum
   GB_ERROR_MISSING,      /* a required file or tensor is absent */
   GB_ERROR_INVALID_DATA, /* NaN/Inf weights, invalid UTF-8, out-of-range token ids */
   GB_ERROR_LIMIT,        /* input past a sane limit (context window, header size) */
-  GB_ERROR_CANCELLED,    /* reserved: cancellation uses G_IO_ERROR_CANCELLED */
   GB_ERROR_ARGUMENT,     /* a caller passed a bad argument */
 } GbErrorCode;
 

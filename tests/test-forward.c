@@ -124,6 +124,13 @@ test_hook_names (void)
   g_assert_cmpint (hook, ==, GB_HOOK_MLP_POST);
   g_assert_true (gb_hook_parse ("blocks.0.attn.hook_pattern", &hook, &layer));
   g_assert_cmpint (hook, ==, GB_HOOK_PATTERN);
+  for (guint h = 0; h < GB_N_HOOKS; h++)
+    {
+      g_autofree char *name = g_strdup_printf ("blocks.7.%s", gb_hook_name (h));
+      g_assert_true (gb_hook_parse (name, &hook, &layer));
+      g_assert_cmpint (hook, ==, h);
+      g_assert_cmpuint (layer, ==, 7);
+    }
   const char *bad[] = { "blocks.x.hook_resid_pre", "blocks.1.hook_nothing", "resid_pre", "blocks..hook_resid_pre",
                         "blocks.99999999999.hook_resid_pre" };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
