@@ -51,7 +51,8 @@ struct _GbNet
   GbActivation  activation;
   GbModel      *model;      /* when borrowed */
 
-  float        *params;     /* owned buffer, NULL when borrowed */
+  float        *params;     /* the parameter buffer, NULL when borrowed */
+  gboolean      owns_params; /* FALSE for a replica */
   float        *grads;
   gsize         n_params;
   NetTensors    p, g;
@@ -165,6 +166,7 @@ gb_net_new_random (const GbModelShape *shape,
 
   GbNet *self = net_new (shape, 4 * shape->n_embd);
   self->params = g_new (float, self->n_params);
+  self->owns_params = TRUE;
   bind_tensors (&self->p, self->info, self->params, shape->n_layer);
 
   /* Same order and draws as gb_model_write_random(). */
@@ -244,6 +246,7 @@ gb_net_new_from_model (GbModel  *model,
     }
 
   self->params = g_new (float, self->n_params);
+  self->owns_params = TRUE;
   bind_tensors (&self->p, self->info, self->params, shape.n_layer);
   const gsize D = shape.n_embd, F = c->n_inner;
 #define CP(dst, src, n) memcpy ((dst), (src), (n) * sizeof (float))
@@ -263,6 +266,19 @@ gb_net_new_from_model (GbModel  *model,
   CP (self->p.lnf_w, model->lnf_w, D);
   CP (self->p.lnf_b, model->lnf_b, D);
 #undef CP
+  return self;
+}
+
+GbNet *
+gb_net_new_replica (GbNet *src)
+{
+  g_return_val_if_fail (src != NULL && src->params != NULL, NULL);
+  GbNet *self = net_new (&src->shape, src->n_inner);
+  self->eps = src->eps;
+  self->activation = src->activation;
+  self->params = src->params;
+  self->owns_params = FALSE;
+  bind_tensors (&self->p, self->info, self->params, self->shape.n_layer);
   return self;
 }
 
@@ -294,7 +310,8 @@ gb_net_free (GbNet *self)
   free_tape (self);
   g_free (self->p.blocks);
   g_free (self->g.blocks);
-  g_free (self->params);
+  if (self->owns_params)
+    g_free (self->params);
   g_free (self->grads);
   g_array_unref (self->info);
   g_clear_pointer (&self->model, gb_model_unref);
@@ -796,45 +813,44 @@ backward (GbNet        *self,
       }
 }
 
-double
-gb_net_loss (GbNet        *self,
-             const gint32 *tokens,
-             const gint32 *targets,
-             const float  *weights,
-             guint         B,
-             guint         T,
-             gboolean      backward_pass,
-             GError      **error)
+gboolean
+gb_net_loss_partial (GbNet        *self,
+                     const gint32 *tokens,
+                     const gint32 *targets,
+                     const float  *weights,
+                     guint         B,
+                     guint         T,
+                     double        total_w,
+                     gboolean      backward_pass,
+                     double       *nll_sum,
+                     GError      **error)
 {
-  g_return_val_if_fail (self != NULL && tokens != NULL && targets != NULL, NAN);
+  g_return_val_if_fail (self != NULL && tokens != NULL && targets != NULL, FALSE);
 
   if (!check_input (self, tokens, B, T, error))
-    return NAN;
+    return FALSE;
   if (backward_pass && self->params == NULL)
     {
       g_set_error (error, GB_ERROR, GB_ERROR_UNSUPPORTED, "a read-only model has no parameter gradients");
-      return NAN;
+      return FALSE;
     }
   const guint N = B * T, V = self->shape.n_vocab;
   for (guint i = 0; i < N; i++)
     if (targets[i] >= (gint32) V || targets[i] < -1)
       {
         g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "target id %d at %u is outside the vocabulary (%u)", targets[i], i, V);
-        return NAN;
+        return FALSE;
       }
 
   forward (self, tokens, NULL, B, T);
 
-  /* Softmax cross-entropy, in double for the sums; logits become dlogits. */
-  double total_w = 0.0, total = 0.0;
-  for (guint i = 0; i < N; i++)
-    if (targets[i] >= 0)
-      total_w += weights ? weights[i] : 1.f;
+  /* Softmax cross-entropy (sums in double); the logits become dlogits. */
+  double total = 0.0;
   for (guint i = 0; i < N; i++)
     {
       float *row = self->logits + (gsize) i * V;
       gb_softmax (row, V);
-      if (targets[i] < 0 || total_w == 0.0)
+      if (targets[i] < 0 || total_w <= 0.0)
         {
           memset (row, 0, V * sizeof (float));
           continue;
@@ -851,7 +867,29 @@ gb_net_loss (GbNet        *self,
       gb_net_get_grads (self);
       backward (self, tokens, TRUE, NULL, NULL);
     }
-  return total_w > 0.0 ? total / total_w : 0.0;
+  *nll_sum = total;
+  return TRUE;
+}
+
+double
+gb_net_loss (GbNet        *self,
+             const gint32 *tokens,
+             const gint32 *targets,
+             const float  *weights,
+             guint         B,
+             guint         T,
+             gboolean      backward_pass,
+             GError      **error)
+{
+  g_return_val_if_fail (self != NULL && tokens != NULL && targets != NULL, NAN);
+
+  double total_w = 0.0, sum = 0.0;
+  for (gsize i = 0; i < (gsize) B * T; i++)
+    if (targets[i] >= 0)
+      total_w += weights ? weights[i] : 1.f;
+  if (!gb_net_loss_partial (self, tokens, targets, weights, B, T, total_w, backward_pass, &sum, error))
+    return NAN;
+  return total_w > 0.0 ? sum / total_w : 0.0;
 }
 
 gboolean

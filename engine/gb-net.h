@@ -69,6 +69,25 @@ double gb_net_loss (GbNet        *self,
                     gboolean      backward,
                     GError      **error);
 
+/* The same for part of a batch: the gradient is that of
+ * sum(w * nll) / @total_w (the whole batch's weight), and *@nll_sum
+ * receives sum(w * nll) over this part. For data-parallel training. */
+gboolean gb_net_loss_partial (GbNet        *self,
+                              const gint32 *tokens,
+                              const gint32 *targets,
+                              const float  *weights,
+                              guint         B,
+                              guint         T,
+                              double        total_w,
+                              gboolean      backward,
+                              double       *nll_sum,
+                              GError      **error);
+
+/* A net that shares @src's parameters (read through, never freed) with its
+ * own gradients and activations: one per worker thread. @src must outlive
+ * it. */
+GbNet *gb_net_new_replica (GbNet *src);
+
 /* Attribution: the gradient of logits[@pos][@tok_a] - logits[@pos][@tok_b]
  * (@tok_b < 0: of logits[@pos][@tok_a] alone) for one sequence, with
  * respect to the input embeddings (wte[tok] + wpe[pos]; @d_embed [T, D]) and

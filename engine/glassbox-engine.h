@@ -11,3 +11,4 @@
 #include "gb-vocab.h"
 #include "gb-init.h"
 #include "gb-net.h"
+#include "gb-trainer.h"
