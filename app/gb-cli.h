@@ -31,5 +31,6 @@ int gb_cli_tokenize (int argc, char **argv);
 int gb_cli_run (int argc, char **argv);
 int gb_cli_generate (int argc, char **argv);
 int gb_cli_init_model (int argc, char **argv);
+int gb_cli_train_tokenizer (int argc, char **argv);
 
 G_END_DECLS

@@ -19,6 +19,7 @@ static const Command commands[] = {
   { "run", gb_cli_run, "Run the model on a text and dump logits, attention and activations as .npy" },
   { "generate", gb_cli_generate, "Continue a prompt (greedy or sampled), streaming the text" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
+  { "train-tokenizer", gb_cli_train_tokenizer, "Train a byte-level BPE vocabulary (vocab.json, merges.txt) on a corpus" },
 };
 
 const char *
