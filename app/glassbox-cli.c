@@ -21,6 +21,7 @@ static const Command commands[] = {
   { "train", gb_cli_train, "Train a GPT-2 on a text corpus (AdamW, checkpoints, resume)" },
   { "grad", gb_cli_grad, "Dump gradients of the next-token loss and of a logit difference (for notebooks)" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
+  { "train-tokenizer", gb_cli_train_tokenizer, "Train a byte-level BPE vocabulary (vocab.json, merges.txt) on a corpus" },
 };
 
 const char *

@@ -12,3 +12,4 @@
 #include "gb-init.h"
 #include "gb-net.h"
 #include "gb-trainer.h"
+#include "gb-bpe-train.h"

