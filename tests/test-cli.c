@@ -65,7 +65,7 @@ test_help_and_usage (void)
   cli (&help, "--help", NULL);
   g_assert_cmpint (help.status, ==, 0);
   g_assert_nonnull (strstr (help.out, "generate"));
-  const char *subs[] = { "tokenize", "run", "generate", "init-model" };
+  const char *subs[] = { "tokenize", "run", "generate", "init-model", "train", "eval", "grad", "train-tokenizer" };
   for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
     {
       g_auto (Result) r = { 0 };
@@ -176,6 +176,74 @@ test_init_model_refuses_overwrite (void)
   g_assert_cmpuint (gb_model_get_config (model)->n_layer, ==, 2);
 }
 
+static char *
+read_file (const char *dir,
+           const char *name,
+           gsize      *len)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  char *data = NULL;
+  g_assert_true (g_file_get_contents (path, &data, len, NULL));
+  return data;
+}
+
+static void
+test_train_resume_eval (void)
+{
+  /* Training stopped half-way and resumed gives the bytes an uninterrupted
+   * run gives; eval reports a loss; bad input fails by name. */
+  g_autofree char *root = g_build_filename (gb_test_tmpdir (), "train", NULL);
+  g_autofree char *tok = g_build_filename (root, "tok", NULL);
+  g_autofree char *corpus = g_build_filename (root, "corpus.txt", NULL);
+  g_autofree char *bad = g_build_filename (root, "bad.txt", NULL);
+  g_autofree char *a = g_build_filename (root, "a", NULL), *b = g_build_filename (root, "b", NULL);
+  g_mkdir_with_parents (tok, 0755);
+  gb_test_write_vocab (tok, FALSE);
+  g_autoptr (GString) text = g_string_new (NULL);
+  for (guint i = 0; i < 60; i++)
+    g_string_append_printf (text, "Application %u\nCredit score: %u\nDecision: %s\n<|endoftext|>\n", i, 500 + i * 7,
+                            i % 3 ? "approved" : "rejected");
+  g_assert_true (g_file_set_contents (corpus, text->str, text->len, NULL));
+  g_assert_true (g_file_set_contents (bad, "ok \xff\xfe bytes", -1, NULL));
+#define TRAIN_ARGS "train", "--corpus", corpus, "--tokenizer", tok, "--layers", "1", "--heads", "2", "--embd", "16", \
+    "--context", "32", "--batch", "4", "--steps", "12", "--warmup", "2", "--checkpoint-every", "5", "--emphasis", "Decision:=5"
+  g_auto (Result) straight = { 0 }, first = { 0 }, second = { 0 }, eval = { 0 };
+  cli (&straight, TRAIN_ARGS, "--output", a, NULL);
+  g_assert_cmpint (straight.status, ==, 0);
+  g_assert_nonnull (strstr (straight.out, "emphasis Decision:=5: 60 positions"));
+  cli (&first, TRAIN_ARGS, "--output", b, "--stop-after", "7", NULL);
+  g_assert_cmpint (first.status, ==, 0);
+  g_assert_nonnull (strstr (first.out, "stopped at step 7"));
+  cli (&second, TRAIN_ARGS, "--output", b, "--resume", NULL);
+  g_assert_cmpint (second.status, ==, 0);
+  g_assert_nonnull (strstr (second.out, "resuming at step 7"));
+  gsize la, lb;
+  g_autofree char *wa = read_file (a, "model.safetensors", &la), *wb = read_file (b, "model.safetensors", &lb);
+  g_assert_cmpuint (la, ==, lb);
+  g_assert_true (memcmp (wa, wb, la) == 0);
+
+  cli (&eval, "eval", "--model", a, "--corpus", corpus, "--json", NULL);
+  g_assert_cmpint (eval.status, ==, 0);
+  g_assert_nonnull (strstr (eval.out, "\"perplexity\""));
+
+  g_auto (Result) no_corpus = { 0 }, bad_emph = { 0 }, bad_utf8 = { 0 }, no_ckpt = { 0 }, bad_eval = { 0 };
+  cli (&no_corpus, "train", "--output", a, NULL);
+  g_assert_cmpint (no_corpus.status, ==, 2);
+  cli (&bad_emph, TRAIN_ARGS, "--output", a, "--emphasis", "Decision:", NULL);
+  g_assert_cmpint (bad_emph.status, ==, 2);
+  cli (&bad_utf8, "train", "--corpus", bad, "--tokenizer", tok, "--output", a, NULL);
+  g_assert_cmpint (bad_utf8.status, ==, 1);
+  assert_one_error_line (&bad_utf8);
+  g_assert_nonnull (strstr (bad_utf8.err, "bad.txt"));
+  cli (&no_ckpt, TRAIN_ARGS, "--output", root, "--resume", NULL);
+  g_assert_cmpint (no_ckpt.status, ==, 1);
+  assert_one_error_line (&no_ckpt);
+  cli (&bad_eval, "eval", "--model", a, "--corpus", bad, NULL);
+  g_assert_cmpint (bad_eval.status, ==, 1);
+  assert_one_error_line (&bad_eval);
+#undef TRAIN_ARGS
+}
+
 int
 main (int    argc,
       char **argv)
@@ -187,6 +255,7 @@ main (int    argc,
   g_test_add_func ("/cli/runtime-errors", test_runtime_errors);
   g_test_add_func ("/cli/run-dump", test_run_dump);
   g_test_add_func ("/cli/generate", test_generate);
+  g_test_add_func ("/cli/train-resume-eval", test_train_resume_eval);
   g_test_add_func ("/cli/init-model", test_init_model_refuses_overwrite);
   int status = g_test_run ();
   g_free (model_dir);
