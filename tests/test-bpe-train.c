@@ -292,6 +292,38 @@ test_progress_and_cancel (void)
 }
 
 static void
+async_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GbBpe **out = user_data;
+  g_autoptr (GError) error = NULL;
+
+  *out = gb_bpe_train_file_finish (result, &error);
+  g_assert_no_error (error);
+}
+
+/* The async wrapper returns what the synchronous call does. */
+static void
+test_async (void)
+{
+  g_autofree char *corpus = make_corpus (8, 100);
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "corpus.txt", NULL);
+  GbBpe *bpe = NULL;
+
+  g_assert_true (g_file_set_contents (path, corpus, -1, NULL));
+  gb_bpe_train_file_async (path, 450, NULL, NULL, NULL, async_done_cb, &bpe);
+  while (bpe == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_autoptr (GbBpe) sync = train_ok (corpus, 450);
+  g_autofree char *da = save_ok (bpe), *ds = save_ok (sync);
+  g_autofree char *ma = read_file (da, "merges.txt"), *ms = read_file (ds, "merges.txt");
+  g_assert_cmpstr (ma, ==, ms);
+  gb_bpe_free (bpe);
+}
+
+static void
 test_errors (void)
 {
   static const struct
@@ -418,6 +450,7 @@ main (int    argc,
   g_test_add_func ("/engine/bpe-train/sizes", test_sizes);
   g_test_add_func ("/engine/bpe-train/determinism", test_determinism);
   g_test_add_func ("/engine/bpe-train/progress-and-cancel", test_progress_and_cancel);
+  g_test_add_func ("/engine/bpe-train/async", test_async);
   g_test_add_func ("/engine/bpe-train/errors", test_errors);
   g_test_add_func ("/cli/train-tokenizer", test_cli);
 
