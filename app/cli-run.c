@@ -7,9 +7,9 @@
 
 #include "gb-cli.h"
 
-static GArray *
-parse_token_list (const char *list,
-                  GError    **error)
+GArray *
+gb_cli_parse_token_list (const char *list,
+                         GError    **error)
 {
   g_auto (GStrv) parts = g_strsplit (list, ",", -1);
   g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
@@ -150,7 +150,7 @@ gb_cli_run (int    argc,
   if (model == NULL)
     return gb_cli_fail (error);
   g_autoptr (GArray) ids = text ? gb_tokenizer_encode (gb_model_get_tokenizer (model), text, -1, FALSE, &error)
-                                : parse_token_list (token_list, &error);
+                                : gb_cli_parse_token_list (token_list, &error);
   if (ids == NULL)
     return gb_cli_fail (error);
   if (ids->len == 0)

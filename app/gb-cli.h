@@ -27,10 +27,17 @@ gboolean gb_cli_parse (GOptionContext *context,
                        char         ***argv,
                        int            *exit_code);
 
+/* "1,2,3" -> gint32 ids (an ARGUMENT error names the bad item). */
+GArray *gb_cli_parse_token_list (const char *list,
+                                 GError    **error);
+
 int gb_cli_tokenize (int argc, char **argv);
 int gb_cli_run (int argc, char **argv);
 int gb_cli_generate (int argc, char **argv);
 int gb_cli_init_model (int argc, char **argv);
+int gb_cli_grad (int argc, char **argv);
+int gb_cli_train (int argc, char **argv);
+int gb_cli_eval (int argc, char **argv);
 int gb_cli_train_tokenizer (int argc, char **argv);
 
 G_END_DECLS

@@ -18,6 +18,9 @@ static const Command commands[] = {
   { "tokenize", gb_cli_tokenize, "Split text into the model's tokens" },
   { "run", gb_cli_run, "Run the model on a text and dump logits, attention and activations as .npy" },
   { "generate", gb_cli_generate, "Continue a prompt (greedy or sampled), streaming the text" },
+  { "train", gb_cli_train, "Train a GPT-2 on a text corpus (AdamW, checkpoints, resume)" },
+  { "eval", gb_cli_eval, "Next-token loss and perplexity of the model on a text file" },
+  { "grad", gb_cli_grad, "Dump gradients of the next-token loss and of a logit difference (for notebooks)" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
   { "train-tokenizer", gb_cli_train_tokenizer, "Train a byte-level BPE vocabulary (vocab.json, merges.txt) on a corpus" },
 };

@@ -9,8 +9,8 @@
 
 /* Standard normal deviates (Box-Muller) from a seeded GRand, so a seed gives
  * the same checkpoint everywhere. */
-static void
-fill_normal (GRand *rng,
+void
+gb_fill_normal (GRand *rng,
              float *out,
              gsize  n,
              double std)
@@ -54,7 +54,7 @@ add (Builder    *b,
   gsize n = (gsize) d0 * (n_dims == 2 ? (gsize) d1 : 1);
   float *data = g_new (float, n);
   if (kind == 'n')
-    fill_normal (b->rng, data, n, v);
+    gb_fill_normal (b->rng, data, n, v);
   else
     fill_const (data, n, (float) v);
   GbTensorOut t = { g_intern_string (name), n_dims, { d0, d1 }, data };

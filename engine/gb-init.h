@@ -24,4 +24,11 @@ gboolean gb_model_write_random (const char         *dir,
                                 guint64             seed,
                                 GError            **error);
 
+/* Standard normal deviates times @std (Box-Muller, pairs from @rng), the
+ * initialiser's generator. */
+void gb_fill_normal (GRand *rng,
+                     float *out,
+                     gsize  n,
+                     double std);
+
 G_END_DECLS

@@ -147,8 +147,9 @@ gb_softmax (float *row,
 {
   float max = -INFINITY, sum = 0.f;
 
+  /* A plain comparison (not fmaxf, a libm call here) so the loop vectorises. */
   for (guint i = 0; i < n; i++)
-    max = fmaxf (max, row[i]);
+    max = row[i] > max ? row[i] : max;
   for (guint i = 0; i < n; i++)
     {
       row[i] = gb_expf_inline (row[i] - max);

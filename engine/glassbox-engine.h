@@ -10,4 +10,6 @@
 #include "gb-hub.h"
 #include "gb-vocab.h"
 #include "gb-init.h"
+#include "gb-net.h"
+#include "gb-trainer.h"
 #include "gb-bpe-train.h"

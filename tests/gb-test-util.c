@@ -89,6 +89,7 @@ gb_test_write_model (const char *dir,
   g_autoptr (GError) error = NULL;
   GbModelShape shape = { n_layer, n_head, n_embd, n_positions, gpt2_vocab ? 50257 : 257 };
 
+  g_mkdir_with_parents (dir, 0755);
   gb_test_write_vocab (dir, gpt2_vocab);
   gb_model_write_random (dir, &shape, GB_DTYPE_F32, seed, &error);
   g_assert_no_error (error);

@@ -57,7 +57,7 @@ echo "run.sh: results in $OUT" >&2
   done
 ) &
 MONITOR=$!
-trap 'kill $MONITOR 2>/dev/null' EXIT INT TERM
+trap 'kill $MONITOR 2>/dev/null || true' EXIT INT TERM
 
 echo "== Glassbox ($THREADS OpenBLAS threads)" >&2
 OPENBLAS_NUM_THREADS=$THREADS "$BUILD/tools/bench/bench-engine" --model "$MODEL" --threads "$THREADS" \
