@@ -596,6 +596,69 @@ gb_bpe_train_file (const char     *path,
   return bpe;
 }
 
+typedef struct
+{
+  char          *path;
+  guint          vocab_size;
+  GbProgressFunc progress;
+  gpointer       progress_data;
+} TrainTask;
+
+static void
+train_task_free (gpointer data)
+{
+  TrainTask *t = data;
+  g_free (t->path);
+  g_free (t);
+}
+
+static void
+train_thread (GTask        *task,
+              gpointer      source,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  TrainTask *t = task_data;
+  GError *error = NULL;
+  GbBpe *bpe = gb_bpe_train_file (t->path, t->vocab_size, cancellable, t->progress, t->progress_data, &error);
+
+  if (bpe == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, bpe, (GDestroyNotify) gb_bpe_free);
+}
+
+void
+gb_bpe_train_file_async (const char          *path,
+                         guint                vocab_size,
+                         GCancellable        *cancellable,
+                         GbProgressFunc       progress,
+                         gpointer             progress_data,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  TrainTask *t = g_new0 (TrainTask, 1);
+
+  g_return_if_fail (path != NULL);
+  t->path = g_strdup (path);
+  t->vocab_size = vocab_size;
+  t->progress = progress;
+  t->progress_data = progress_data;
+  g_task_set_source_tag (task, gb_bpe_train_file_async);
+  g_task_set_task_data (task, t, train_task_free);
+  g_task_run_in_thread (task, train_thread);
+}
+
+GbBpe *
+gb_bpe_train_file_finish (GAsyncResult  *result,
+                          GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == gb_bpe_train_file_async, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 guint
 gb_bpe_get_n_vocab (GbBpe *self)
 {

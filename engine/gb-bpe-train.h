@@ -42,6 +42,17 @@ GbBpe   *gb_bpe_train_file (const char     *path,
                             GbProgressFunc  progress,
                             gpointer        progress_data,
                             GError        **error);
+/* gb_bpe_train_file() on a worker thread. @progress is called on that
+ * thread (marshal to the main loop before touching widgets). */
+void     gb_bpe_train_file_async (const char          *path,
+                                  guint                vocab_size,
+                                  GCancellable        *cancellable,
+                                  GbProgressFunc       progress,
+                                  gpointer             progress_data,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data);
+GbBpe   *gb_bpe_train_file_finish (GAsyncResult  *result,
+                                   GError       **error);
 void     gb_bpe_free (GbBpe *self);
 
 /* Ids in the vocabulary, <|endoftext|> included. */
