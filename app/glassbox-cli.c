@@ -72,7 +72,7 @@ print_usage (FILE *out)
 {
   fprintf (out, "Usage: glassbox-cli COMMAND [OPTIONS]\n\nLook inside GPT-2-family language models.\n\nCommands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf (out, "  %-16s %s\n", commands[i].name, commands[i].summary);
   fprintf (out, "\nRun “glassbox-cli COMMAND --help” for a command's options.\n");
 }
 
