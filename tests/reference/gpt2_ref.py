@@ -480,3 +480,201 @@ def load_hf_checkpoint(model_dir):
                 raise ValueError("tensor %s stored twice" % name)
             params[name] = value
     return config, params
+
+
+# ---------------------------------------------------------------------------
+# Backward pass (float64), written from the math
+#
+# Manual reverse-mode differentiation of the forward above. Every step keeps
+# what its backward needs; the backward walks the steps in reverse:
+#   LayerNorm   y = xhat * w + b, xhat = (x - mean) * r, r = 1/sqrt(var + eps)
+#               dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+#   attention   S = q k^T / sqrt(hd) (causal), P = softmax(S), z = P v
+#               dS = P * (dP - sum(dP * P, row))
+#   gelu_new    g = x/2 (1 + tanh u), u = c (x + 0.044715 x^3)
+#               g' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3*0.044715 x^2)
+#   tied head   logits = ln_f @ wte^T: d wte += dlogits^T @ ln_f
+
+
+def _ln_fwd(x, w, b, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    xc = x - mean
+    r = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    xhat = xc * r
+    return xhat * w + b, (xhat, r, w)
+
+
+def _ln_bwd(dy, cache):
+    xhat, r, w = cache
+    dxhat = dy * w
+    dx = r * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+              - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
+
+
+def _gelu_grad(x):
+    c = math.sqrt(2.0 / math.pi)
+    th = np.tanh(c * (x + 0.044715 * x ** 3))
+    return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * c * (1.0 + 3 * 0.044715 * x * x)
+
+
+def _head(p, config):
+    if config.get("tie_word_embeddings", True):
+        return p["wte.weight"]
+    return p["lm_head.weight"]
+
+
+def forward_cached(params, config, tokens, h_in=None, start_layer=0):
+    """Float64 forward keeping what the backward needs.
+
+    h_in: when given, the residual stream [T, D] entering block
+    @start_layer (then tokens only fix T); otherwise the input embeddings
+    wte[tokens] + wpe[0..T-1]. Returns (logits [T, V], caches).
+    """
+    check_config(config)
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    tokens = np.asarray(tokens, dtype=np.int64)
+    t = len(tokens)
+    d = config["n_embd"]
+    nh = config["n_head"]
+    hd = d // nh
+    eps = float(config.get("layer_norm_epsilon", 1e-5))
+    if h_in is None:
+        h = p["wte.weight"][tokens] + p["wpe.weight"][np.arange(t)]
+    else:
+        h = np.array(h_in, dtype=np.float64)
+    causal = np.tril(np.ones((t, t), dtype=bool))
+    blocks = []
+    for layer in range(start_layer, config["n_layer"]):
+        pre = "h.%d." % layer
+        c = {"layer": layer}
+        a, c["ln_1"] = _ln_fwd(h, p[pre + "ln_1.weight"], p[pre + "ln_1.bias"], eps)
+        c["a"] = a
+        qkv = a @ p[pre + "attn.c_attn.weight"] + p[pre + "attn.c_attn.bias"]
+        q, k, v = (qkv[:, i * d:(i + 1) * d].reshape(t, nh, hd).transpose(1, 0, 2)
+                   for i in range(3))
+        s = q @ k.transpose(0, 2, 1) / math.sqrt(hd)
+        s = np.where(causal[None], s, -np.inf)
+        s = np.exp(s - s.max(axis=-1, keepdims=True))
+        pat = s / s.sum(axis=-1, keepdims=True)
+        z = (pat @ v).transpose(1, 0, 2).reshape(t, d)
+        c.update(q=q, k=k, v=v, pat=pat, z=z)
+        h = h + z @ p[pre + "attn.c_proj.weight"] + p[pre + "attn.c_proj.bias"]
+        m, c["ln_2"] = _ln_fwd(h, p[pre + "ln_2.weight"], p[pre + "ln_2.bias"], eps)
+        c["m"] = m
+        fc = m @ p[pre + "mlp.c_fc.weight"] + p[pre + "mlp.c_fc.bias"]
+        post = gelu_new(fc)
+        c.update(fc=fc, post=post)
+        h = h + post @ p[pre + "mlp.c_proj.weight"] + p[pre + "mlp.c_proj.bias"]
+        blocks.append(c)
+    hf, ln_f = _ln_fwd(h, p["ln_f.weight"], p["ln_f.bias"], eps)
+    logits = hf @ _head(p, config).T
+    return logits, {"p": p, "tokens": tokens, "blocks": blocks, "hf": hf,
+                    "ln_f": ln_f, "config": config}
+
+
+def backward(caches, d_logits):
+    """Backpropagates d_logits [T, V] through forward_cached's graph.
+
+    Returns (grads, d_resid_pre): grads maps every canonical parameter
+    name to d/d(param) (zero for parameters upstream of the start layer
+    when the forward started later), d_resid_pre [n_blocks, T, D] the
+    gradient w.r.t. the residual stream entering each block run (entry 0 is
+    the gradient w.r.t. the input embeddings when the forward began there).
+    """
+    p, config = caches["p"], caches["config"]
+    d = config["n_embd"]
+    nh = config["n_head"]
+    hd = d // nh
+    t = len(caches["tokens"])
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    head = _head(p, config)
+    head_name = "wte.weight" if head is p["wte.weight"] else "lm_head.weight"
+    g[head_name] += d_logits.T @ caches["hf"]
+    dhf = d_logits @ head
+    dh, g["ln_f.weight"], g["ln_f.bias"] = _ln_bwd(dhf, caches["ln_f"])
+    d_pre = []
+    for c in reversed(caches["blocks"]):
+        pre = "h.%d." % c["layer"]
+        # MLP: h_out = h_mid + gelu(m @ Wfc + bfc) @ Wp + bp
+        g[pre + "mlp.c_proj.weight"] = c["post"].T @ dh
+        g[pre + "mlp.c_proj.bias"] = dh.sum(axis=0)
+        dfc = (dh @ p[pre + "mlp.c_proj.weight"].T) * _gelu_grad(c["fc"])
+        g[pre + "mlp.c_fc.weight"] = c["m"].T @ dfc
+        g[pre + "mlp.c_fc.bias"] = dfc.sum(axis=0)
+        dm = dfc @ p[pre + "mlp.c_fc.weight"].T
+        dx, g[pre + "ln_2.weight"], g[pre + "ln_2.bias"] = _ln_bwd(dm, c["ln_2"])
+        dh = dh + dx
+        # attention: h_mid = h_in + z @ Wo + bo
+        g[pre + "attn.c_proj.weight"] = c["z"].T @ dh
+        g[pre + "attn.c_proj.bias"] = dh.sum(axis=0)
+        dz = (dh @ p[pre + "attn.c_proj.weight"].T).reshape(t, nh, hd).transpose(1, 0, 2)
+        pat, q, k, v = c["pat"], c["q"], c["k"], c["v"]
+        dpat = dz @ v.transpose(0, 2, 1)                  # [H, T, T]
+        dv = pat.transpose(0, 2, 1) @ dz                  # [H, T, hd]
+        ds = pat * (dpat - (dpat * pat).sum(axis=-1, keepdims=True))
+        ds = ds / math.sqrt(hd)                           # masked entries: pat = 0
+        dq = ds @ k
+        dk = ds.transpose(0, 2, 1) @ q
+        dqkv = np.concatenate([x.transpose(1, 0, 2).reshape(t, d)
+                               for x in (dq, dk, dv)], axis=1)
+        g[pre + "attn.c_attn.weight"] = c["a"].T @ dqkv
+        g[pre + "attn.c_attn.bias"] = dqkv.sum(axis=0)
+        da = dqkv @ p[pre + "attn.c_attn.weight"].T
+        dx, g[pre + "ln_1.weight"], g[pre + "ln_1.bias"] = _ln_bwd(da, c["ln_1"])
+        dh = dh + dx
+        d_pre.append(dh.copy())
+    d_pre.reverse()
+    if not caches["blocks"]:
+        d_pre = [dh.copy()]
+    if caches["blocks"] and caches["blocks"][0]["layer"] == 0:
+        tokens = caches["tokens"]
+        np.add.at(g["wte.weight"], tokens, dh)
+        g["wpe.weight"][:t] += dh
+    return g, np.stack(d_pre)
+
+
+def loss_d_logits(logits, tokens):
+    """Mean next-token cross-entropy over positions 0..T-2 (natural log)
+    and its gradient w.r.t. the logits."""
+    t = len(tokens)
+    if t < 2:
+        raise ValueError("the loss needs at least two tokens")
+    targets = np.asarray(tokens[1:], dtype=np.int64)
+    z = logits[:-1]
+    m = z.max(axis=-1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=-1))
+    loss = float(np.mean(lse - z[np.arange(t - 1), targets]))
+    d = np.zeros_like(logits)
+    d[:-1] = np.exp(z - lse[:, None])
+    d[np.arange(t - 1), targets] -= 1.0
+    d[:-1] /= (t - 1)
+    return loss, d
+
+
+def loss_and_grads(params, config, tokens):
+    """(loss, grads by canonical parameter name) of the mean next-token
+    cross-entropy."""
+    logits, caches = forward_cached(params, config, tokens)
+    loss, d_logits = loss_d_logits(logits, tokens)
+    grads, _ = backward(caches, d_logits)
+    return loss, grads
+
+
+def logit_diff_d_logits(t, vocab, pos, a, b):
+    d = np.zeros((t, vocab))
+    d[pos, a] += 1.0
+    if b >= 0:
+        d[pos, b] -= 1.0
+    return d
+
+
+def logit_diff_grads(params, config, tokens, pos, a, b=-1):
+    """Gradient of logits[pos][a] - logits[pos][b] (b = -1: logits[pos][a]
+    alone) w.r.t. the input embeddings [T, D] and the residual stream
+    entering each block [L, T, D]; returns (value, d_embed, d_resid_pre)."""
+    logits, caches = forward_cached(params, config, tokens)
+    t, v = logits.shape
+    value = logits[pos, a] - (logits[pos, b] if b >= 0 else 0.0)
+    _, d_pre = backward(caches, logit_diff_d_logits(t, v, pos, a, b))
+    return float(value), d_pre[0].copy(), d_pre
