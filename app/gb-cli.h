@@ -31,5 +31,7 @@ int gb_cli_tokenize (int argc, char **argv);
 int gb_cli_run (int argc, char **argv);
 int gb_cli_generate (int argc, char **argv);
 int gb_cli_init_model (int argc, char **argv);
+int gb_cli_heads (int argc, char **argv);
+int gb_cli_attention (int argc, char **argv);
 
 G_END_DECLS

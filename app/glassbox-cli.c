@@ -18,6 +18,8 @@ static const Command commands[] = {
   { "tokenize", gb_cli_tokenize, "Split text into the model's tokens" },
   { "run", gb_cli_run, "Run the model on a text and dump logits, attention and activations as .npy" },
   { "generate", gb_cli_generate, "Continue a prompt (greedy or sampled), streaming the text" },
+  { "attention", gb_cli_attention, "Render an attention heatmap (one head, a layer's mean or the rollout) to PNG, SVG or PDF" },
+  { "heads", gb_cli_heads, "Score every head's role: previous-token, first-token, self, induction, diffuse" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
 };
 

@@ -10,3 +10,4 @@
 #include "gb-hub.h"
 #include "gb-vocab.h"
 #include "gb-init.h"
+#include "gb-heads.h"
