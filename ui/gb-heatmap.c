@@ -616,3 +616,143 @@ gb_heatmap_export (const GbHeatmap *heatmap,
   gb_heatmap_layout (heatmap, &f.layout);
   return gb_figure_export (path, f.layout.width, f.layout.height, scale, draw_heatmap_figure, &f, error);
 }
+
+/* ---- The interactive view ---- */
+
+double
+gb_heatmap_label_extent (const GbHeatmap *h,
+                         double           font_px)
+{
+  cairo_surface_t *scratch = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, 1, 1);
+  cairo_t *cr = cairo_create (scratch);
+  double widest = 0;
+
+  for (guint i = 0; i < h->n; i++)
+    widest = MAX (widest, text_width (cr, h->labels[i], font_px, FALSE));
+  cairo_destroy (cr);
+  cairo_surface_destroy (scratch);
+  return ceil (MIN (widest, 120.0)) + 8;
+}
+
+void
+gb_heatmap_view_viewport (GbHeatmapView *v)
+{
+  v->vx = 4 + v->label_extent;
+  v->vy = 4;
+  v->vw = MAX (1, v->width - v->vx - GB_VIEW_LEGEND_W);
+  v->vh = MAX (1, v->height - v->vy - v->label_extent - 4);
+}
+
+void
+gb_heatmap_view_clamp (const GbHeatmap *h,
+                       GbHeatmapView   *v)
+{
+  const double gw = h->n * v->cell;
+
+  gb_heatmap_view_viewport (v);
+  v->pan_x = gw <= v->vw ? 0 : CLAMP (v->pan_x, 0, gw - v->vw);
+  v->pan_y = gw <= v->vh ? 0 : CLAMP (v->pan_y, 0, gw - v->vh);
+}
+
+gboolean
+gb_heatmap_view_hit (const GbHeatmap     *h,
+                     const GbHeatmapView *v,
+                     double               x,
+                     double               y,
+                     guint               *i,
+                     guint               *j)
+{
+  const double gx = x - v->vx + v->pan_x, gy = y - v->vy + v->pan_y;
+
+  if (h->n == 0 || x < v->vx || y < v->vy || x >= v->vx + v->vw || y >= v->vy + v->vh || gx < 0 || gy < 0)
+    return FALSE;
+  if (gx >= h->n * v->cell || gy >= h->n * v->cell)
+    return FALSE;
+  *i = MIN (h->n - 1, (guint) (gy / v->cell));
+  *j = MIN (h->n - 1, (guint) (gx / v->cell));
+  return TRUE;
+}
+
+static void
+draw_crosshair (cairo_t             *cr,
+                const GbHeatmap     *h,
+                const GbHeatmapView *v,
+                double               x0,
+                double               y0,
+                int                  i,
+                int                  j,
+                gboolean             pinned)
+{
+  const double c = v->cell, g = h->n * c;
+
+  if (i < 0 || j < 0)
+    return;
+  /* Row and column bands, then the cell, in a colour that reads on both
+   * ends of viridis. */
+  cairo_set_line_width (cr, pinned ? 2 : 1);
+  if (pinned)
+    {
+      cairo_set_source_rgba (cr, 1, 1, 1, 0.85);
+      cairo_rectangle (cr, x0, y0 + i * c, g, c);
+      cairo_rectangle (cr, x0 + j * c, y0, c, g);
+      cairo_stroke (cr);
+    }
+  cairo_set_source_rgb (cr, 1, 0.33, 0.2);
+  cairo_rectangle (cr, x0 + j * c, y0 + i * c, c, c);
+  cairo_stroke (cr);
+}
+
+void
+gb_heatmap_draw_view (cairo_t             *cr,
+                      const GbHeatmap     *h,
+                      cairo_surface_t     *cells,
+                      const GbHeatmapView *v)
+{
+  GbHeatmapColors colors;
+  const double c = v->cell, x0 = v->vx - v->pan_x, y0 = v->vy - v->pan_y;
+  const double gw = h->n * c;
+
+  gb_heatmap_colors (h->dark, &colors);
+  if (h->n == 0)
+    return;
+
+  /* Cells: the cached one-pixel-per-token bitmap, scaled with nearest. */
+  cairo_save (cr);
+  cairo_rectangle (cr, v->vx, v->vy, MIN (v->vw, gw), MIN (v->vh, gw));
+  cairo_clip (cr);
+  cairo_save (cr);
+  cairo_translate (cr, x0, y0);
+  cairo_scale (cr, c, c);
+  cairo_set_source_surface (cr, cells, 0, 0);
+  cairo_pattern_set_filter (cairo_get_source (cr), CAIRO_FILTER_NEAREST);
+  cairo_paint (cr);
+  cairo_restore (cr);
+  if (h->causal && c >= 3)
+    gb_heatmap_draw_na (cr, &colors, h->n, x0, y0, c);
+  draw_crosshair (cr, h, v, x0, y0, v->hover_i, v->hover_j, FALSE);
+  draw_crosshair (cr, h, v, x0, y0, v->pin_i, v->pin_j, TRUE);
+  cairo_restore (cr);
+
+  /* Labels of the visible tokens, thinned to what fits. */
+  const guint step = gb_heatmap_label_step (c, GB_VIEW_LABEL_PX);
+  if (step < h->n || h->n == 1)
+    {
+      const guint first_j = (guint) MAX (0, floor (v->pan_x / c)), last_j = (guint) MIN (h->n - 1, (v->pan_x + v->vw) / c);
+      const guint first_i = (guint) MAX (0, floor (v->pan_y / c)), last_i = (guint) MIN (h->n - 1, (v->pan_y + v->vh) / c);
+      cairo_save (cr);
+      cairo_rectangle (cr, v->vx, v->vy + MIN (v->vh, gw), MIN (v->vw, gw), v->label_extent + 4);
+      cairo_clip (cr);
+      gb_heatmap_draw_key_labels (cr, h, &colors, x0, v->vy + MIN (v->vh, gw), c, first_j, last_j, step,
+                                  GB_VIEW_LABEL_PX, v->label_extent - 8);
+      cairo_restore (cr);
+      cairo_save (cr);
+      cairo_rectangle (cr, 0, v->vy, v->vx, MIN (v->vh, gw));
+      cairo_clip (cr);
+      gb_heatmap_draw_query_labels (cr, h, &colors, y0, v->vx, c, first_i, last_i, step, GB_VIEW_LABEL_PX,
+                                    v->label_extent - 8);
+      cairo_restore (cr);
+    }
+
+  gb_heatmap_draw_legend (cr, &colors, h->norm, v->vx + MIN (v->vw, gw) + 14, v->vy,
+                          CLAMP (MIN (v->vh, gw), 80, 240));
+}

@@ -154,3 +154,45 @@ gboolean gb_heatmap_export (const GbHeatmap *heatmap,
                             GError         **error);
 
 G_END_DECLS
+
+G_BEGIN_DECLS
+
+/* An interactive view of the heatmap (the window's grid): zoomed and panned
+ * cells, labels at screen resolution for the visible tokens, the legend and
+ * the hover/pinned crosshair. Pure cairo, so the benchmark can time it. */
+typedef struct
+{
+  double width, height;  /* the widget */
+  double label_extent;   /* room for tick labels (gb_heatmap_label_extent) */
+  double cell;           /* pixels per token */
+  double pan_x, pan_y;   /* grid pixels at the viewport's top-left */
+  int    hover_i, hover_j; /* -1: none */
+  int    pin_i, pin_j;     /* -1: none */
+  /* Filled by gb_heatmap_view_viewport(). */
+  double vx, vy, vw, vh;
+} GbHeatmapView;
+
+#define GB_VIEW_LABEL_PX 11.0
+#define GB_VIEW_LEGEND_W 76.0
+
+/* The widest tick label (capped at 120) plus spacing. */
+double   gb_heatmap_label_extent (const GbHeatmap *heatmap,
+                                  double           font_px);
+void     gb_heatmap_view_viewport (GbHeatmapView *view);
+/* Keeps the grid on screen: no panning past its edges. */
+void     gb_heatmap_view_clamp (const GbHeatmap *heatmap,
+                                GbHeatmapView   *view);
+/* The cell under widget point (@x, @y), if any. */
+gboolean gb_heatmap_view_hit (const GbHeatmap     *heatmap,
+                              const GbHeatmapView *view,
+                              double               x,
+                              double               y,
+                              guint               *i,
+                              guint               *j);
+/* @cells comes from gb_heatmap_cells_surface() and is cached by the caller. */
+void     gb_heatmap_draw_view (cairo_t             *cr,
+                               const GbHeatmap     *heatmap,
+                               cairo_surface_t     *cells,
+                               const GbHeatmapView *view);
+
+G_END_DECLS
