@@ -175,8 +175,7 @@ show_busy (GbWindow   *self,
   gtk_progress_bar_set_fraction (self->progress, 0);
   gtk_label_set_text (self->progress_label, message);
   gtk_revealer_set_reveal_child (self->progress_revealer, message != NULL);
-  if (message != NULL)
-    gtk_widget_set_visible (GTK_WIDGET (self->progress_revealer), TRUE);
+  gtk_widget_set_visible (GTK_WIDGET (self->progress_revealer), message != NULL);
 }
 
 static void
@@ -313,13 +312,6 @@ load_thread (GTask        *task,
       return;
     }
   g_task_return_pointer (task, r, (GDestroyNotify) load_result_free);
-}
-
-static void
-revealer_done_cb (GbWindow *self)
-{
-  if (!gtk_revealer_get_child_revealed (self->progress_revealer))
-    gtk_widget_set_visible (GTK_WIDGET (self->progress_revealer), FALSE);
 }
 
 static void
@@ -525,6 +517,8 @@ fill_thumbnails (GbWindow  *self,
             gtk_widget_add_css_class (badge, "role-badge");
             gtk_widget_set_halign (badge, GTK_ALIGN_END);
             gtk_widget_set_valign (badge, GTK_ALIGN_END);
+            gtk_widget_set_margin_end (badge, 2);
+            gtk_widget_set_margin_bottom (badge, 2);
             gtk_overlay_add_overlay (GTK_OVERLAY (overlay), badge);
           }
         gtk_widget_add_css_class (label, "head-name");
@@ -1171,7 +1165,6 @@ gb_window_init (GbWindow *self)
   adw_status_page_set_description (self->empty_page, desc);
 
   gtk_flow_box_set_sort_func (self->heads_box, sort_heads_cb, self, NULL);
-  g_signal_connect_swapped (self->progress_revealer, "notify::child-revealed", G_CALLBACK (revealer_done_cb), self);
   gtk_widget_set_visible (GTK_WIDGET (self->progress_revealer), FALSE);
   g_signal_connect_swapped (self->sort_dropdown, "notify::selected", G_CALLBACK (sort_changed_cb), self);
   g_signal_connect_swapped (self->norm_dropdown, "notify::selected", G_CALLBACK (norm_changed_cb), self);
