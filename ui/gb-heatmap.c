@@ -145,14 +145,17 @@ upper_triangle_path (cairo_t *cr,
                      guint    n,
                      double   x,
                      double   y,
-                     double   cell)
+                     double   cell,
+                     guint    first,
+                     guint    last)
 {
-  /* Row i's not-applicable cells run from x + (i + 1) cell to the right edge:
-   * a staircase from the top-right corner down the diagonal. */
-  cairo_move_to (cr, x + cell, y);
-  cairo_line_to (cr, x + n * cell, y);
-  cairo_line_to (cr, x + n * cell, y + (n - 1) * cell);
-  for (guint k = n - 1; k >= 1; k--)
+  /* Row i's not-applicable cells run from x + (i + 1) cell to the right
+   * edge: a staircase down the diagonal, built for rows first..last only so
+   * that a zoomed view does not trace a thousand steps it cannot see. */
+  cairo_move_to (cr, x + (first + 1) * cell, y + first * cell);
+  cairo_line_to (cr, x + n * cell, y + first * cell);
+  cairo_line_to (cr, x + n * cell, y + (last + 1) * cell);
+  for (guint k = last + 1; k > first; k--)
     {
       cairo_line_to (cr, x + k * cell, y + k * cell);
       cairo_line_to (cr, x + k * cell, y + (k - 1) * cell);
@@ -173,7 +176,14 @@ gb_heatmap_draw_na (cairo_t               *cr,
   if (n < 2)
     return;
   cairo_save (cr);
-  upper_triangle_path (cr, n, x, y, cell);
+  cairo_clip_extents (cr, &x1, &y1, &x2, &y2);
+  const double first = floor ((y1 - y) / cell), last = floor ((y2 - y) / cell);
+  if (last < 0 || first > n - 2)
+    {
+      cairo_restore (cr);
+      return;
+    }
+  upper_triangle_path (cr, n, x, y, cell, (guint) MAX (first, 0), (guint) MIN (last, n - 2));
   set_rgb (cr, colors->na);
   cairo_fill_preserve (cr);
   cairo_clip (cr);
@@ -270,6 +280,15 @@ text_width (cairo_t    *cr,
 /* Draws @text with its top-left at (x, y) or, with @align_right, its
  * top-right; vertically centred on y when @center_y. */
 static void
+show_text (cairo_t     *cr,
+           PangoLayout *layout,
+           double       x,
+           double       y,
+           double       max_width,
+           gboolean     align_right,
+           gboolean     center_y);
+
+static void
 draw_text (cairo_t    *cr,
            const char *text,
            double      px,
@@ -281,6 +300,20 @@ draw_text (cairo_t    *cr,
            gboolean    center_y)
 {
   g_autoptr (PangoLayout) layout = gb_heatmap_create_layout (cr, text, px, bold);
+
+  show_text (cr, layout, x, y, max_width, align_right, center_y);
+}
+
+/* Shows @layout (whose text is set) at (x, y); see draw_text(). */
+static void
+show_text (cairo_t     *cr,
+           PangoLayout *layout,
+           double       x,
+           double       y,
+           double       max_width,
+           gboolean     align_right,
+           gboolean     center_y)
+{
   double w, h;
 
   if (max_width > 0)
@@ -318,17 +351,20 @@ gb_heatmap_draw_key_labels (cairo_t               *cr,
                             double                 max_extent)
 {
   set_rgb (cr, colors->fg);
+  cairo_save (cr);
+  cairo_translate (cr, origin, edge + 4);
+  /* Reads bottom-to-top, ending next to the grid. One layout serves every
+   * label: creating one per label was most of a frame. */
+  cairo_rotate (cr, -G_PI / 2);
+  g_autoptr (PangoLayout) layout = gb_heatmap_create_layout (cr, "", font_px, FALSE);
   for (guint j = first - first % step; j <= last && j < h->n; j += step)
     {
       if (j < first)
         continue;
-      cairo_save (cr);
-      cairo_translate (cr, origin + (j + 0.5) * cell, edge + 4);
-      /* Reads bottom-to-top, ending next to the grid. */
-      cairo_rotate (cr, -G_PI / 2);
-      draw_text (cr, h->labels[j], font_px, FALSE, 0, 0, max_extent, TRUE, TRUE);
-      cairo_restore (cr);
+      pango_layout_set_text (layout, h->labels[j], -1);
+      show_text (cr, layout, 0, (j + 0.5) * cell, max_extent, TRUE, TRUE);
     }
+  cairo_restore (cr);
 }
 
 void
@@ -345,11 +381,13 @@ gb_heatmap_draw_query_labels (cairo_t               *cr,
                               double                 max_extent)
 {
   set_rgb (cr, colors->fg);
+  g_autoptr (PangoLayout) layout = gb_heatmap_create_layout (cr, "", font_px, FALSE);
   for (guint i = first - first % step; i <= last && i < h->n; i += step)
     {
       if (i < first)
         continue;
-      draw_text (cr, h->labels[i], font_px, FALSE, edge - 4, origin + (i + 0.5) * cell, max_extent, TRUE, TRUE);
+      pango_layout_set_text (layout, h->labels[i], -1);
+      show_text (cr, layout, edge - 4, origin + (i + 0.5) * cell, max_extent, TRUE, TRUE);
     }
 }
 
