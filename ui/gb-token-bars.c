@@ -55,7 +55,7 @@ draw (GbTokenBars *self,
   for (guint j = 0; j < self->n; j++)
     {
       const double x = left + j * slot, v = max > 0 ? self->weights[j] / max : 0;
-      const guint8 *rgb = gb_viridis (self->weights[j]);
+      const guint8 *rgb = gb_viridis (v); /* scaled like the height: the row maximum is yellow */
       if (j <= self->query)
         {
           cairo_set_source_rgb (cr, rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0);
