@@ -21,6 +21,8 @@ static const Command commands[] = {
   { "train", gb_cli_train, "Train a GPT-2 on a text corpus (AdamW, checkpoints, resume)" },
   { "eval", gb_cli_eval, "Next-token loss and perplexity of the model on a text file" },
   { "grad", gb_cli_grad, "Dump gradients of the next-token loss and of a logit difference (for notebooks)" },
+  { "attention", gb_cli_attention, "Render an attention heatmap (one head, a layer's mean or the rollout) to PNG, SVG or PDF" },
+  { "heads", gb_cli_heads, "Score every head's role: previous-token, first-token, self, induction, diffuse" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
   { "train-tokenizer", gb_cli_train_tokenizer, "Train a byte-level BPE vocabulary (vocab.json, merges.txt) on a corpus" },
 };
@@ -29,7 +31,7 @@ const char *
 gb_cli_default_model_dir (void)
 {
   const char *env = g_getenv ("GLASSBOX_MODEL");
-  return env != NULL && *env != '\0' ? env : GB_DATA_DIR "/models/demo";
+  return env != NULL && *env != '\0' ? env : GB_DATA_DIR "/models/loan-officer";
 }
 
 int

@@ -13,3 +13,4 @@
 #include "gb-net.h"
 #include "gb-trainer.h"
 #include "gb-bpe-train.h"
+#include "gb-heads.h"

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox"
+
+#include <locale.h>
+
+#include "gb-application.h"
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr (GbApplication) app = NULL;
+  int status;
+
+  setlocale (LC_ALL, "");
+  app = gb_application_new ();
+  status = g_application_run (G_APPLICATION (app), argc, argv);
+  return status != 0 ? status : gb_application_get_exit_status (app);
+}

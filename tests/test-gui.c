@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-test"
+
+/* The glassbox window under Xvfb (meson runs this test inside xvfb-run):
+ * it loads a tiny model, runs a text, shows a head, exports the heatmap and
+ * saves a screenshot, unattended. */
+
+#include <cairo.h>
+#include <string.h>
+
+#include "gb-test-util.h"
+
+static char *model_dir;
+#define TEXT "The bank said no."
+
+typedef struct
+{
+  int   status;
+  char *err;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_free (r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static void
+spawn (Run                *r,
+       const char *const  *extra_env,
+       const char         *program,
+       ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_auto (GStrv) env = g_get_environ ();
+  g_autoptr (GError) error = NULL;
+  va_list args;
+  const char *arg;
+
+  g_ptr_array_add (argv, (char *) program);
+  va_start (args, program);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  /* No session bus here: GTK's warning about it is expected and is the
+   * only warning allowed (checked below), so it must not be fatal. */
+  env = g_environ_setenv (env, "G_DEBUG", "gc-friendly", TRUE);
+  for (guint i = 0; extra_env && extra_env[i]; i += 2)
+    env = g_environ_setenv (env, extra_env[i], extra_env[i + 1], TRUE);
+  int status;
+  g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &r->err, &status, &error);
+  g_assert_no_error (error);
+  r->status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+static void
+assert_clean_stderr (const char *err)
+{
+  g_auto (GStrv) lines = g_strsplit (err, "\n", -1);
+
+  for (guint i = 0; lines[i]; i++)
+    if (strstr (lines[i], "CRITICAL") || (strstr (lines[i], "WARNING") && !strstr (lines[i], "session bus")))
+      g_error ("unexpected message from glassbox: %s", lines[i]);
+}
+
+static double
+mean_luma (cairo_surface_t *s)
+{
+  const int w = cairo_image_surface_get_width (s), h = cairo_image_surface_get_height (s);
+  const int stride = cairo_image_surface_get_stride (s);
+  const guint8 *d = cairo_image_surface_get_data (s);
+  double sum = 0;
+
+  for (int y = 0; y < h; y += 3)
+    for (int x = 0; x < w; x += 3)
+      {
+        guint32 p = ((const guint32 *) (d + y * stride))[x];
+        sum += (0.3 * ((p >> 16) & 0xff) + 0.59 * ((p >> 8) & 0xff) + 0.11 * (p & 0xff)) / 255;
+      }
+  return sum / (((h + 2) / 3) * ((w + 2) / 3));
+}
+
+static gboolean
+has_pixel (cairo_surface_t *s,
+           guint32          rgb)
+{
+  const int w = cairo_image_surface_get_width (s), h = cairo_image_surface_get_height (s);
+  const int stride = cairo_image_surface_get_stride (s);
+  const guint8 *d = cairo_image_surface_get_data (s);
+
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      if ((((const guint32 *) (d + y * stride))[x] & 0xffffff) == rgb)
+        return TRUE;
+  return FALSE;
+}
+
+static cairo_surface_t *
+screenshot (const char *const *env,
+            const char        *name)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *shot = g_build_filename (dir, name, NULL);
+  g_auto (Run) r = { 0 };
+
+  spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model_dir, "--text", TEXT, "--layer", "1", "--head", "2",
+         "--pin-query", "3", "--pin-key", "1", "--screenshot", shot, NULL);
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 0);
+  assert_clean_stderr (r.err);
+  cairo_surface_t *png = cairo_image_surface_create_from_png (shot);
+  g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);
+  return png;
+}
+
+static void
+test_screenshot (void)
+{
+  cairo_surface_t *png = screenshot (NULL, "light.png");
+
+  g_assert_cmpint (cairo_image_surface_get_width (png), >=, 1000);
+  g_assert_cmpint (cairo_image_surface_get_height (png), >=, 600);
+  /* Row 0 attends only to itself: weight 1, viridis's last entry. */
+  g_assert_true (has_pixel (png, 0xfde725));
+  /* The pinned crosshair's cell outline. */
+  g_assert_true (has_pixel (png, 0xff5433));
+  g_assert_cmpfloat (mean_luma (png), >, 0.55);
+  cairo_surface_destroy (png);
+}
+
+static void
+test_dark (void)
+{
+  const char *env[] = { "ADW_DEBUG_COLOR_SCHEME", "prefer-dark", NULL };
+  cairo_surface_t *png = screenshot (env, "dark.png");
+
+  g_assert_true (has_pixel (png, 0xfde725));
+  g_assert_cmpfloat (mean_luma (png), <, 0.35);
+  cairo_surface_destroy (png);
+}
+
+static void
+test_export_matches_cli (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *gui = g_build_filename (dir, "gui.png", NULL), *cli = g_build_filename (dir, "cli.png", NULL);
+  g_autofree char *a = NULL, *b = NULL;
+  gsize la, lb;
+  g_auto (Run) r = { 0 };
+  g_auto (Run) c = { 0 };
+
+  spawn (&r, NULL, g_getenv ("GLASSBOX_GUI"), "--model", model_dir, "--text", TEXT, "--layer", "1", "--head", "2",
+         "--export", gui, "--scale", "2", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  assert_clean_stderr (r.err);
+  spawn (&c, NULL, g_getenv ("GLASSBOX_CLI"), "attention", "--model", model_dir, "--text", TEXT, "--layer", "1",
+         "--head", "2", "--output", cli, "--scale", "2", NULL);
+  g_assert_cmpint (c.status, ==, 0);
+  g_assert_true (g_file_get_contents (gui, &a, &la, NULL));
+  g_assert_true (g_file_get_contents (cli, &b, &lb, NULL));
+  g_assert_cmpmem (a, la, b, lb);
+}
+
+static void
+test_broken_model (void)
+{
+  g_autofree char *empty = gb_test_tmpdir ();
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *shot = g_build_filename (dir, "never.png", NULL);
+  g_auto (Run) r = { 0 };
+
+  spawn (&r, NULL, g_getenv ("GLASSBOX_GUI"), "--model", empty, "--screenshot", shot, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "glassbox: "));
+  g_assert_nonnull (strstr (r.err, "config.json"));
+  g_assert_false (g_file_test (shot, G_FILE_TEST_EXISTS));
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_assert_nonnull (g_getenv ("DISPLAY"));
+  model_dir = gb_test_tmpdir ();
+  gb_test_write_model (model_dir, 2, 3, 12, 64, FALSE, 5);
+  g_test_add_func ("/ui/gui/screenshot", test_screenshot);
+  g_test_add_func ("/ui/gui/dark", test_dark);
+  g_test_add_func ("/ui/gui/export-matches-cli", test_export_matches_cli);
+  g_test_add_func ("/ui/gui/broken-model", test_broken_model);
+  return g_test_run ();
+}

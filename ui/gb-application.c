@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-ui"
+
+#include "gb-application.h"
+#include "gb-build-config.h"
+#include "gb-window.h"
+
+struct _GbApplication
+{
+  AdwApplication parent_instance;
+
+  /* Owned */
+  char        *model_dir;
+  GbAutomation automation;
+  gboolean     automated;
+};
+
+G_DEFINE_FINAL_TYPE (GbApplication, gb_application, ADW_TYPE_APPLICATION)
+
+static void
+about_action (GSimpleAction *action,
+              GVariant      *param,
+              gpointer       user_data)
+{
+  GtkApplication *app = user_data;
+  static const char *developers[] = { "The Glassbox authors", NULL };
+
+  adw_show_about_window (gtk_application_get_active_window (app),
+                         "application-name", "Glassbox",
+                         "application-icon", "org.glassbox.Glassbox",
+                         "version", GB_VERSION,
+                         "comments", "See inside a transformer language model: what it attends to, which features "
+                                     "it uses, and how to steer it.",
+                         "developers", developers,
+                         "license-type", GTK_LICENSE_GPL_3_0,
+                         "copyright", "© The Glassbox authors",
+                         NULL);
+}
+
+static void
+quit_action (GSimpleAction *action,
+             GVariant      *param,
+             gpointer       user_data)
+{
+  g_application_quit (G_APPLICATION (user_data));
+}
+
+static int
+gb_application_handle_local_options (GApplication *app,
+                                     GVariantDict *options)
+{
+  GbApplication *self = GB_APPLICATION (app);
+  GbAutomation *a = &self->automation;
+
+  g_variant_dict_lookup (options, "model", "^ay", &self->model_dir);
+  g_variant_dict_lookup (options, "text", "s", &a->text);
+  g_variant_dict_lookup (options, "layer", "i", &a->layer);
+  g_variant_dict_lookup (options, "head", "i", &a->head);
+  g_variant_dict_lookup (options, "show", "s", &a->aggregation);
+  g_variant_dict_lookup (options, "export", "^ay", &a->export_path);
+  g_variant_dict_lookup (options, "scale", "d", &a->export_scale);
+  g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
+  g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
+  g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  self->automated = a->export_path != NULL || a->screenshot != NULL;
+  return -1;
+}
+
+static void
+gb_application_startup (GApplication *app)
+{
+  static const GActionEntry entries[] = {
+    { "about", about_action },
+    { "quit", quit_action },
+  };
+  static const struct
+  {
+    const char *action;
+    const char *accels[3];
+  } accels[] = {
+    { "win.open", { "<Control>o", NULL } },
+    { "win.export", { "<Control>e", NULL } },
+    { "win.export-all", { "<Control><Shift>e", NULL } },
+    { "win.zoom-in", { "<Control>plus", "<Control>equal", NULL } },
+    { "win.zoom-out", { "<Control>minus", NULL } },
+    { "win.zoom-fit", { "<Control>0", NULL } },
+    { "win.zoom-actual", { "<Control>1", NULL } },
+    { "win.show-help-overlay", { "F1", "<Control>question", NULL } },
+    { "window.close", { "<Control>w", NULL } },
+    { "app.quit", { "<Control>q", NULL } },
+  };
+
+  G_APPLICATION_CLASS (gb_application_parent_class)->startup (app);
+  g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
+  for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);
+}
+
+static void
+gb_application_activate (GApplication *app)
+{
+  GbApplication *self = GB_APPLICATION (app);
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (app));
+
+  if (window == NULL)
+    {
+      GbWindow *win = gb_window_new (ADW_APPLICATION (app));
+      if (self->automated)
+        gb_window_automate (win, &self->automation);
+      gb_window_load_model (win, self->model_dir ? self->model_dir : gb_window_default_model_dir ());
+      window = GTK_WINDOW (win);
+    }
+  gtk_window_present (window);
+}
+
+static void
+gb_application_finalize (GObject *object)
+{
+  GbApplication *self = GB_APPLICATION (object);
+
+  g_free (self->model_dir);
+  g_free (self->automation.text);
+  g_free (self->automation.aggregation);
+  g_free (self->automation.export_path);
+  g_free (self->automation.screenshot);
+  G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
+}
+
+static void
+gb_application_class_init (GbApplicationClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gb_application_finalize;
+  G_APPLICATION_CLASS (klass)->handle_local_options = gb_application_handle_local_options;
+  G_APPLICATION_CLASS (klass)->startup = gb_application_startup;
+  G_APPLICATION_CLASS (klass)->activate = gb_application_activate;
+}
+
+static void
+gb_application_init (GbApplication *self)
+{
+  /* Unattended runs (tests, screenshots) are hidden options. */
+  const GOptionEntry options[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, NULL, "Model folder to open", "DIR" },
+    { "text", 't', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Text to run", "TEXT" },
+    { "layer", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Layer to show", "L" },
+    { "head", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Head to show", "H" },
+    { "show", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "head, mean, rollout or token", "KIND" },
+    { "export", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the heatmap there, then quit", "FILE" },
+    { "scale", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "PNG scale of --export", "PX" },
+    { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
+    { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
+    { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { NULL }
+  };
+
+  self->automation.layer = self->automation.head = -1;
+  self->automation.pin_query = self->automation.pin_key = -1;
+  self->automation.export_scale = 1;
+  g_application_add_main_option_entries (G_APPLICATION (self), options);
+}
+
+GbApplication *
+gb_application_new (void)
+{
+  return g_object_new (GB_TYPE_APPLICATION, "application-id", "org.glassbox.Glassbox", "flags",
+                       G_APPLICATION_NON_UNIQUE, "resource-base-path", "/org/glassbox/Glassbox", NULL);
+}
+
+int
+gb_application_get_exit_status (GbApplication *self)
+{
+  return GPOINTER_TO_INT (g_object_get_data (G_OBJECT (self), "gb-exit-status"));
+}

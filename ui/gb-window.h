@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <adwaita.h>
+
+G_BEGIN_DECLS
+
+#define GB_TYPE_WINDOW (gb_window_get_type ())
+G_DECLARE_FINAL_TYPE (GbWindow, gb_window, GB, WINDOW, AdwApplicationWindow)
+
+/* What the hidden command-line options ask a window to do unattended: run
+ * @text, show (@layer, @head), export the heatmap and/or save a screenshot,
+ * then quit. Used by the UI tests and to make the README's screenshots. */
+typedef struct
+{
+  char  *text;
+  int    layer, head;
+  char  *aggregation;  /* "head", "mean", "rollout", "token" */
+  char  *export_path;
+  double export_scale;
+  char  *screenshot;
+  int    pin_query, pin_key;
+} GbAutomation;
+
+/* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
+const char *gb_window_default_model_dir (void);
+
+GbWindow *gb_window_new (AdwApplication *app);
+/* Loads a model folder on a worker thread; on failure a toast shows the
+ * engine's error and the current model stays. */
+void      gb_window_load_model (GbWindow   *self,
+                                const char *dir);
+/* Borrows @automation for the window's lifetime. */
+void      gb_window_automate (GbWindow           *self,
+                              const GbAutomation *automation);
+
+G_END_DECLS
