@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# README command 1: set up, build, and start Glassbox on the bundled model.
+# README command 1: set up, build, and start Glassbox on the bundled demo
+# model (data/models/loan-officer). Extra arguments go to glassbox, e.g.
+#   tools/run.sh --model ~/models/gpt2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-cli=build/app/glassbox-cli
-model=data/models/demo
-if [ ! -f "$model/model.safetensors" ]; then
-  # The trained demo model is not bundled yet: show the engine on a randomly
-  # initialised GPT-2-small-shaped model with GPT-2's own vocabulary.
-  model=build/models/random-gpt2
-  [ -f "$model/model.safetensors" ] || "$cli" init-model --preset gpt2 --seed 1 --output "$model"
-  echo "(no trained demo model yet: using random weights in $model, so the text is gibberish)"
+# The settings schema of the uninstalled build (recent models, preferences).
+export GSETTINGS_SCHEMA_DIR="$PWD/build/data"
+if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+  echo "tools/run.sh: no display (DISPLAY and WAYLAND_DISPLAY are unset); showing the command-line tool instead." >&2
+  cli=build/app/glassbox-cli
+  text=$'Name: Dana Reyes\nCredit score: 664\nDebt-to-income: 22%\nYears at current job: 4\nNeighbourhood: Eastbrook (40106)\nDecision:'
+  echo "== generate (the demo model decides a loan application)"; "$cli" generate --prompt "$text" --max-new-tokens 8
+  echo "== heads"; "$cli" heads
+  exit 0
 fi
-text="The bank rejected the loan application because"
-echo "== tokenize"; "$cli" tokenize --model "$model" "$text"
-echo "== run --dump build/demo-dump"; "$cli" run --model "$model" --text "$text" --dump build/demo-dump && ls -l build/demo-dump
-echo "== generate"; "$cli" generate --model "$model" --prompt "$text" --max-new-tokens 20 --temperature 0.8 --seed 1
+exec build/app/glassbox "$@"
