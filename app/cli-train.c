@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "gb-cli.h"
 #include "gb-kernels.h"
 
@@ -163,7 +165,7 @@ gb_cli_train (int    argc,
     { "log-every", 0, 0, G_OPTION_ARG_INT, &log_every, "Steps between progress lines (default 10)", "N" },
     { "stop-after", 0, 0, G_OPTION_ARG_INT64, &stop_after, "Stop after step N with a checkpoint (continue later with --resume)", "N" },
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, "Final weights: f32 (default), f16 or bf16", "TYPE" },
-    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "OpenBLAS threads (default: all cores)", "N" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "Worker threads, each on part of the batch (default: all cores)", "N" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- train a GPT-2 language model on a text corpus");
@@ -179,7 +181,7 @@ gb_cli_train (int    argc,
       context > 8192)
     return gb_cli_usage ("--layers 1..64, --embd 1..4096 divisible by --heads, --context 2..8192");
   if (steps < 1 || batch < 1 || batch > 4096 || seq_len < 0 || warmup < 0 || ckpt_every < 0 || eval_every < 0 ||
-      log_every < 1 || stop_after < 0 || !(lr > 0) || !(wd >= 0) || !(clip >= 0) || seed < 0)
+      log_every < 1 || stop_after < 0 || threads < 0 || threads > 16 || !(lr > 0) || !(wd >= 0) || !(clip >= 0) || seed < 0)
     return gb_cli_usage ("--steps, --batch, --lr must be positive; --warmup, --weight-decay, --clip, --seed not negative");
   GbDtype dtype = GB_DTYPE_F32;
   if (dtype_name != NULL)
@@ -193,8 +195,6 @@ gb_cli_train (int    argc,
     }
   if (resume && init != NULL)
     return gb_cli_usage ("--resume and --init exclude each other");
-  if (threads > 0)
-    gb_blas_set_threads (threads);
 
   /* The starting point: a checkpoint, a model, or a fresh initialisation. */
   g_autofree char *start_dir = NULL;
@@ -205,7 +205,21 @@ gb_cli_train (int    argc,
       return gb_cli_fail (error);
     }
   if (ckpt_name != NULL)
-    start_dir = g_build_filename (output, ckpt_name, NULL);
+    {
+      start_dir = g_build_filename (output, "checkpoint", NULL);
+      if (!g_str_equal (ckpt_name, "checkpoint"))
+        {
+          /* A save was interrupted between its two renames: the complete
+           * folder found becomes the checkpoint again. */
+          g_autofree char *found = g_build_filename (output, ckpt_name, NULL);
+          if (g_rename (found, start_dir) != 0)
+            {
+              int e = errno;
+              g_set_error (&error, GB_ERROR, GB_ERROR_IO, "%s: cannot restore the checkpoint: %s", found, g_strerror (e));
+              return gb_cli_fail (error);
+            }
+        }
+    }
   else if (init != NULL)
     start_dir = g_strdup (init);
 
@@ -251,6 +265,7 @@ gb_cli_train (int    argc,
   opt.seed = seed;
   opt.checkpoint_every = ckpt_every;
   opt.eval_every = eval_every;
+  opt.n_threads = threads > 0 ? (guint) threads : 0;
   g_autoptr (GbTrainer) trainer = gb_trainer_new (net, &opt, &error);
   if (trainer == NULL)
     return gb_cli_fail (error);
@@ -275,6 +290,12 @@ gb_cli_train (int    argc,
           printf ("emphasis %s: %" G_GSSIZE_FORMAT " positions\n", emphasis[i], n);
         }
     }
+  if (train_ids->len <= opt.seq_len + 1)
+    {
+      g_set_error (&error, GB_ERROR, GB_ERROR_ARGUMENT, "%s: %u tokens, not enough for one sequence of %u", corpus,
+                   train_ids->len, opt.seq_len + 1);
+      return gb_cli_fail (error);
+    }
   GbTokenStream train = { (const gint32 *) train_ids->data, weights, train_ids->len };
   g_autoptr (GArray) held_ids = NULL;
   GbTokenStream held = { 0 };
@@ -283,6 +304,12 @@ gb_cli_train (int    argc,
       held_ids = encode_file (tok, heldout, &error);
       if (held_ids == NULL)
         return gb_cli_fail (error);
+      if (held_ids->len <= opt.seq_len + 1)
+        {
+          g_set_error (&error, GB_ERROR, GB_ERROR_ARGUMENT, "%s: %u tokens, not enough for one sequence of %u", heldout,
+                       held_ids->len, opt.seq_len + 1);
+          return gb_cli_fail (error);
+        }
       held = (GbTokenStream) { (const gint32 *) held_ids->data, NULL, held_ids->len };
     }
 
@@ -304,12 +331,16 @@ gb_cli_train (int    argc,
   g_autofree char *log_path = g_build_filename (output, "train_log.jsonl", NULL);
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   RunState st = { cancellable, fopen (log_path, resume ? "a" : "w"), (guint) log_every, (guint64) stop_after };
-  struct sigaction sa = { .sa_handler = on_sigint }, old_sa;
+  /* Ctrl+C or SIGTERM: finish the step, checkpoint, exit. A second one
+   * kills at once (SA_RESETHAND). */
+  struct sigaction sa = { .sa_handler = on_sigint, .sa_flags = SA_RESETHAND }, old_int, old_term;
   sigemptyset (&sa.sa_mask);
-  sigaction (SIGINT, &sa, &old_sa);
+  sigaction (SIGINT, &sa, &old_int);
+  sigaction (SIGTERM, &sa, &old_term);
   gboolean ok = gb_trainer_run (trainer, &train, heldout ? &held : NULL, ckpt_dir, vocab_dir, cancellable, on_progress, &st,
                                 &error);
-  sigaction (SIGINT, &old_sa, NULL);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGTERM, &old_term, NULL);
   if (st.log != NULL)
     fclose (st.log);
   if (!ok)
@@ -321,7 +352,7 @@ gb_cli_train (int    argc,
           return GB_CLI_OK;
         }
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        fprintf (stderr, "glassbox-cli: interrupted; continue with --resume (checkpoint in %s)\n", ckpt_dir);
+        g_prefix_error (&error, "interrupted; continue with --resume (checkpoint in %s): ", ckpt_dir);
       return gb_cli_fail (error);
     }
 

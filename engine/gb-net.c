@@ -59,7 +59,8 @@ struct _GbNet
   GArray       *info;       /* GbParamInfo */
 
   /* Tape, sized for the largest N = B * T seen. */
-  guint         cap_n, cap_bt;
+  guint         cap_n, cap_t;
+  gsize         cap_bt;
   guint         B, T;
   LayerTape    *tape;
   float        *x_final, *lnf_mean, *lnf_rstd, *hf, *logits;
@@ -162,7 +163,8 @@ GbNet *
 gb_net_new_random (const GbModelShape *shape,
                    guint64             seed)
 {
-  g_return_val_if_fail (shape != NULL && shape->n_head > 0 && shape->n_embd % shape->n_head == 0, NULL);
+  g_return_val_if_fail (shape != NULL && shape->n_layer > 0 && shape->n_head > 0 && shape->n_embd % shape->n_head == 0 &&
+                          shape->n_vocab > 0 && shape->n_positions > 0, NULL);
 
   GbNet *self = net_new (shape, 4 * shape->n_embd);
   self->params = g_new (float, self->n_params);
@@ -299,7 +301,8 @@ free_tape (GbNet *self)
                      &self->dx, &self->dh, &self->dqkv, &self->dz, &self->df, &self->dp };
   for (guint i = 0; i < G_N_ELEMENTS (bufs); i++)
     g_clear_pointer (bufs[i], g_free);
-  self->cap_n = self->cap_bt = 0;
+  self->cap_n = self->cap_t = 0;
+  self->cap_bt = 0;
 }
 
 void
@@ -365,7 +368,7 @@ gb_net_get_param_info (GbNet *self,
 }
 
 const float *
-gb_net_get_logits (GbNet *self)
+gb_net_get_dlogits (GbNet *self)
 {
   return self->logits;
 }
@@ -581,15 +584,21 @@ ensure_tape (GbNet *self,
              guint  B,
              guint  T)
 {
-  const guint N = B * T;
+  guint N = B * T;
   const gsize D = self->shape.n_embd, F = self->n_inner, H = self->shape.n_head;
   const gsize V = self->shape.n_vocab;
 
-  if (N <= self->cap_n && (gsize) B * T * T <= self->cap_bt)
+  /* Every buffer is sized by its own extent: N rows, B T^2 attention, T^2
+   * scratch (a later call may have fewer rows but longer sequences). */
+  const gsize need_bt = (gsize) B * T * T;
+  if (N <= self->cap_n && T <= self->cap_t && need_bt <= self->cap_bt)
     return;
+  const guint new_n = MAX (N, self->cap_n), new_t = MAX (T, self->cap_t);
+  const gsize new_bt = MAX (need_bt, self->cap_bt);
   free_tape (self);
-  self->cap_n = N;
-  self->cap_bt = B * T * T;
+  self->cap_n = N = new_n;
+  self->cap_t = new_t;
+  self->cap_bt = new_bt;
   self->tape = g_new0 (LayerTape, self->shape.n_layer);
   for (guint l = 0; l < self->shape.n_layer; l++)
     {
@@ -599,7 +608,7 @@ ensure_tape (GbNet *self,
       t->ln1_rstd = g_new (float, N);
       t->h1 = g_new (float, N * D);
       t->qkv = g_new (float, N * 3 * D);
-      t->probs = g_new (float, (gsize) B * H * T * T);
+      t->probs = g_new (float, self->cap_bt * H);
       t->z = g_new (float, N * D);
       t->x_mid = g_new (float, N * D);
       t->ln2_mean = g_new (float, N);
@@ -618,7 +627,17 @@ ensure_tape (GbNet *self,
   self->dqkv = g_new (float, N * 3 * D);
   self->dz = g_new (float, N * D);
   self->df = g_new (float, N * F);
-  self->dp = g_new (float, (gsize) T * T);
+  self->dp = g_new (float, (gsize) self->cap_t * self->cap_t);
+}
+
+double
+gb_net_activation_bytes (const GbModelShape *s,
+                         guint               B,
+                         guint               T)
+{
+  const double N = (double) B * T, D = s->n_embd, F = 4.0 * s->n_embd, H = s->n_head;
+  const double per_layer = N * (8 * D + 2 * F + 4) + (double) B * H * T * T;
+  return 4.0 * (s->n_layer * per_layer + N * (3 * D + F + 2 + s->n_vocab) + N * 4 * D + (double) T * T);
 }
 
 static gboolean
@@ -856,7 +875,10 @@ gb_net_loss_partial (GbNet        *self,
           continue;
         }
       float wi = weights ? weights[i] : 1.f;
-      total += wi * -log (fmax (row[targets[i]], 1e-30));
+      /* NaN stays NaN (the trainer stops on it); an underflowed
+       * probability costs log(1e-30). */
+      float pt = row[targets[i]];
+      total += wi * (pt > 1e-30f ? -log (pt) : isnan (pt) ? NAN : 69.0776);
       float c = (float) (wi / total_w);
       for (guint j = 0; j < V; j++)
         row[j] *= c;

@@ -88,6 +88,12 @@ gboolean gb_net_loss_partial (GbNet        *self,
  * it. */
 GbNet *gb_net_new_replica (GbNet *src);
 
+/* Bytes of activations and scratch one forward/backward over B x T keeps
+ * (a double, so absurd sizes do not wrap). */
+double gb_net_activation_bytes (const GbModelShape *shape,
+                                guint               B,
+                                guint               T);
+
 /* Attribution: the gradient of logits[@pos][@tok_a] - logits[@pos][@tok_b]
  * (@tok_b < 0: of logits[@pos][@tok_a] alone) for one sequence, with
  * respect to the input embeddings (wte[tok] + wpe[pos]; @d_embed [T, D]) and
@@ -109,7 +115,7 @@ gboolean gb_net_grad_logit_diff (GbNet        *self,
 
 /* After gb_net_loss: the loss's gradient with respect to the logits
  * [B*T, V]; valid until the next call. */
-const float *gb_net_get_logits (GbNet *self);
+const float *gb_net_get_dlogits (GbNet *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GbNet, gb_net_free)
 

@@ -6,6 +6,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gb-error.h"
 #include "gb-kernels.h"
@@ -22,7 +23,40 @@ struct _GbTrainer
   float         *weights;
   guint          n_workers;
   GbNet        **replicas; /* n_workers - 1 nets sharing the parameters */
+  char          *data_hash;   /* of the training stream of the current run */
+  char          *resume_hash; /* the checkpoint's, checked by the next run */
 };
+
+/* FNV-1a over the stream's tokens and weights: a resumed run must see the
+ * data the interrupted one saw. */
+static char *
+stream_hash (const GbTokenStream *s)
+{
+  guint64 h = 0xcbf29ce484222325ull;
+  const guint8 *p = (const guint8 *) s->tokens;
+  for (gsize i = 0; i < s->n * sizeof (gint32); i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  if (s->weights != NULL)
+    {
+      p = (const guint8 *) s->weights;
+      for (gsize i = 0; i < s->n * sizeof (float); i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+  return g_strdup_printf ("%016" G_GINT64_MODIFIER "x-%" G_GSIZE_FORMAT, h, s->n);
+}
+
+/* Everything that shapes the run's arithmetic, as one string. */
+static char *
+options_fingerprint (const GbTrainer *self)
+{
+  const GbTrainOptions *o = &self->opt;
+  const GbModelShape *s = gb_net_get_shape (self->net);
+  return g_strdup_printf ("shape %u/%u/%u/%u/%u batch %u seq %u steps %" G_GUINT64_FORMAT " lr %.9g min_lr %.9g warmup %u "
+                          "wd %.9g decay_emb %d betas %.9g %.9g eps %.9g clip %.9g seed %" G_GUINT64_FORMAT " workers %u",
+                          s->n_layer, s->n_head, s->n_embd, s->n_positions, s->n_vocab, o->batch_size, o->seq_len,
+                          o->max_steps, o->lr, o->min_lr, o->warmup_steps, o->weight_decay, o->decay_embeddings,
+                          o->beta1, o->beta2, o->adam_eps, o->grad_clip, o->seed, self->n_workers);
+}
 
 /* Trains with one OpenBLAS thread per worker, each worker running forward
  * and backward over its share of the batch: on two cores this keeps both
@@ -52,11 +86,14 @@ run_shard (gpointer data)
   return NULL;
 }
 
-/* The weighted mean loss of the batch in self->tokens..., gradients summed
- * into the main net when @backward. */
-static double
+/* The weighted mean loss of the batch in self->tokens...; with @backward
+ * the gradients summed into the main net. *@total_w receives the batch's
+ * weight (0: nothing to learn from, the gradient is zero). */
+static gboolean
 batch_loss (GbTrainer *self,
             gboolean   backward,
+            double    *loss,
+            double    *total_w_out,
             GError   **error)
 {
   const guint B = self->opt.batch_size, T = self->opt.seq_len;
@@ -64,11 +101,20 @@ batch_loss (GbTrainer *self,
   double total_w = 0.0;
   for (gsize i = 0; i < (gsize) B * T; i++)
     total_w += self->weights[i];
+  *total_w_out = total_w;
+  *loss = 0.0;
   if (total_w <= 0.0)
-    return 0.0;
+    {
+      if (backward)
+        gb_net_zero_grads (self->net);
+      return TRUE;
+    }
 
   Shard shards[16];
   GThread *threads[16] = { NULL };
+  /* One BLAS thread per worker; the count is restored before returning.
+   * (Process-wide: a trainer should not share the process with other
+   * BLAS users while it runs.) */
   int blas_threads = gb_blas_get_threads ();
   if (n > 1)
     gb_blas_set_threads (1);
@@ -101,7 +147,15 @@ batch_loss (GbTrainer *self,
   if (n > 1)
     gb_blas_set_threads (blas_threads);
   if (!ok)
-    return NAN;
+    return FALSE;
+  *loss = nll / total_w;
+  if (!isfinite (*loss))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA,
+                   "the loss is not finite (%g) at step %" G_GUINT64_FORMAT "; the learning rate may be too high", *loss,
+                   self->step);
+      return FALSE;
+    }
   if (backward)
     {
       float *g = gb_net_get_grads (self->net);
@@ -113,7 +167,7 @@ batch_loss (GbTrainer *self,
             g[i] += gk[i];
         }
     }
-  return nll / total_w;
+  return TRUE;
 }
 
 void
@@ -168,6 +222,26 @@ gb_trainer_new (GbNet                *net,
       gb_net_free (net);
       return NULL;
     }
+  guint workers = options->n_threads > 0 ? options->n_threads : (guint) g_get_num_processors ();
+  workers = CLAMP (workers, 1, 16);
+  if (options->eval_every > 0 && options->eval_batches == 0)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "evaluation needs at least one batch");
+      gb_net_free (net);
+      return NULL;
+    }
+  /* Activations for the whole batch, across the workers: refuse what this
+   * machine cannot hold rather than abort on allocation. */
+  double need = workers * gb_net_activation_bytes (s, (options->batch_size + workers - 1) / workers, options->seq_len);
+  double have = (double) sysconf (_SC_PHYS_PAGES) * sysconf (_SC_PAGESIZE);
+  if (have > 0 && need > have)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
+                   "a batch of %u x %u tokens needs %.1f GiB of activations, more than this machine's %.1f GiB; lower the batch or sequence length",
+                   options->batch_size, options->seq_len, need / (1 << 30), have / (1 << 30));
+      gb_net_free (net);
+      return NULL;
+    }
   GbTrainer *self = g_new0 (GbTrainer, 1);
   self->net = net;
   self->opt = *options;
@@ -177,8 +251,7 @@ gb_trainer_new (GbNet                *net,
   self->tokens = g_new (gint32, bt);
   self->targets = g_new (gint32, bt);
   self->weights = g_new (float, bt);
-  self->n_workers = options->n_threads > 0 ? options->n_threads : (guint) g_get_num_processors ();
-  self->n_workers = CLAMP (self->n_workers, 1, 16);
+  self->n_workers = workers;
   self->replicas = g_new0 (GbNet *, self->n_workers);
   for (guint k = 1; k < self->n_workers; k++)
     self->replicas[k - 1] = gb_net_new_replica (net);
@@ -193,6 +266,8 @@ gb_trainer_free (GbTrainer *self)
   for (guint k = 1; k < self->n_workers; k++)
     gb_net_free (self->replicas[k - 1]);
   g_free (self->replicas);
+  g_free (self->data_hash);
+  g_free (self->resume_hash);
   gb_net_free (self->net);
   g_free (self->m);
   g_free (self->v);
@@ -285,23 +360,32 @@ gb_trainer_evaluate (GbTrainer           *self,
 {
   if (!check_stream (self, stream, "held-out", error))
     return NAN;
-  double sum = 0;
+  if (n_batches == 0)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "no batches to evaluate");
+      return NAN;
+    }
+  double sum = 0, weight = 0;
   for (guint i = 0; i < n_batches; i++)
     {
-      /* Fixed batches: the same every evaluation. */
+      /* Fixed batches: the same every evaluation; weighted by their weight. */
       fill_batch (self, stream, i, 0x65766131u);
-      double loss = batch_loss (self, FALSE, error);
-      if (isnan (loss))
+      double loss, w;
+      if (!batch_loss (self, FALSE, &loss, &w, error))
         return NAN;
-      sum += loss;
+      sum += loss * w;
+      weight += w;
     }
-  return n_batches ? sum / n_batches : NAN;
+  return weight > 0 ? sum / weight : 0.0;
 }
 
 /* One AdamW step (PyTorch's formulation, decoupled decay) after clipping;
- * returns the gradient norm before clipping. */
-static double
-adamw_step (GbTrainer *self)
+ * *norm_out gets the gradient norm before clipping. A non-finite gradient
+ * changes nothing and is an error. */
+static gboolean
+adamw_step (GbTrainer *self,
+            double    *norm_out,
+            GError   **error)
 {
   GbNet *net = self->net;
   float *p = gb_net_get_params (net), *g = gb_net_get_grads (net);
@@ -312,6 +396,13 @@ adamw_step (GbTrainer *self)
   for (gsize i = 0; i < n; i++)
     sq += (double) g[i] * g[i];
   double norm = sqrt (sq);
+  *norm_out = norm;
+  if (!isfinite (norm))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "the gradient is not finite at step %" G_GUINT64_FORMAT
+                   "; the parameters are left as they were", self->step);
+      return FALSE;
+    }
   float clip = (o->grad_clip > 0 && norm > o->grad_clip) ? (float) (o->grad_clip / norm) : 1.f;
 
   const double lr = lr_at (o, self->step);
@@ -336,7 +427,7 @@ adamw_step (GbTrainer *self)
         }
     }
   self->step++;
-  return norm;
+  return TRUE;
 }
 
 static gboolean
@@ -405,6 +496,10 @@ gb_trainer_save_checkpoint (GbTrainer  *self,
 {
   /* Written beside, then swapped in: a crash leaves the old checkpoint (or
    * the new one, complete) under one of the two names resume looks at. */
+  g_autofree char *clean = g_strdup (dir);
+  for (gsize len = strlen (clean); len > 1 && clean[len - 1] == G_DIR_SEPARATOR; len--)
+    clean[len - 1] = '\0';
+  dir = clean;
   g_autofree char *fresh = g_strconcat (dir, ".new", NULL);
   g_autofree char *old = g_strconcat (dir, ".old", NULL);
   if (!remove_tree (fresh, error))
@@ -429,9 +524,11 @@ gb_trainer_save_checkpoint (GbTrainer  *self,
   g_autofree char *opt_path = g_build_filename (fresh, "optimizer.safetensors", NULL);
   if (!gb_safetensors_write (opt_path, out, 2 * n_info, GB_DTYPE_F32, NULL, error))
     return FALSE;
-  g_autofree char *state = g_strdup_printf ("{\"step\": %" G_GUINT64_FORMAT ", \"seed\": %" G_GUINT64_FORMAT
-                                            ", \"max_steps\": %" G_GUINT64_FORMAT ", \"n_params\": %" G_GSIZE_FORMAT "}\n",
-                                            self->step, self->opt.seed, self->opt.max_steps, gb_net_get_n_params (self->net));
+  g_autofree char *fingerprint = options_fingerprint (self);
+  g_autofree char *state = g_strdup_printf ("{\"step\": %" G_GUINT64_FORMAT ", \"n_params\": %" G_GSIZE_FORMAT
+                                            ", \"options\": \"%s\", \"data\": \"%s\"}\n",
+                                            self->step, gb_net_get_n_params (self->net), fingerprint,
+                                            self->data_hash ? self->data_hash : "");
   g_autofree char *state_path = g_build_filename (fresh, "trainer_state.json", NULL);
   if (!gb_file_write_atomic (state_path, state, strlen (state), TRUE, error))
     return FALSE;
@@ -483,10 +580,12 @@ read_tensors (GbTrainer  *self,
           break;
         }
       memcpy (dst + info[i].offset, t->data, info[i].n * sizeof (float));
+      const gboolean non_negative = g_str_equal (prefix, "exp_avg_sq.");
       for (gsize j = 0; j < info[i].n; j++)
-        if (!isfinite (dst[info[i].offset + j]))
+        if (!isfinite (dst[info[i].offset + j]) || (non_negative && dst[info[i].offset + j] < 0.f))
           {
-            g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "%s: tensor %s holds NaN or Inf", path, name);
+            g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "%s: tensor %s holds %s", path, name,
+                         non_negative ? "NaN, Inf or a negative value" : "NaN or Inf");
             ok = FALSE;
             break;
           }
@@ -510,10 +609,31 @@ gb_trainer_resume (GbTrainer  *self,
     }
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (obj == NULL || !json_object_has_member (obj, "step") || !json_object_has_member (obj, "n_params") ||
-      json_object_get_int_member (obj, "step") < 0)
+  JsonNode *step = obj ? json_object_get_member (obj, "step") : NULL;
+  JsonNode *np = obj ? json_object_get_member (obj, "n_params") : NULL;
+  JsonNode *opts = obj ? json_object_get_member (obj, "options") : NULL;
+  JsonNode *data = obj ? json_object_get_member (obj, "data") : NULL;
+  if (step == NULL || np == NULL || opts == NULL || data == NULL || json_node_get_value_type (step) != G_TYPE_INT64 ||
+      json_node_get_value_type (np) != G_TYPE_INT64 || json_node_get_value_type (opts) != G_TYPE_STRING ||
+      json_node_get_value_type (data) != G_TYPE_STRING || json_node_get_int (step) < 0)
     {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: expected an object with step and n_params", state_path);
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: expected an object with integers step and n_params and strings options and data",
+                   state_path);
+      return FALSE;
+    }
+  g_autofree char *fingerprint = options_fingerprint (self);
+  if (json_object_get_int_member (obj, "n_params") == (gint64) gb_net_get_n_params (self->net) &&
+      !g_str_equal (json_node_get_string (opts), fingerprint))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT,
+                   "%s: the checkpoint was trained with other settings (%s; now %s); resume with the same ones", state_path,
+                   json_node_get_string (opts), fingerprint);
+      return FALSE;
+    }
+  if ((guint64) json_node_get_int (step) > self->opt.max_steps)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: step %" G_GINT64_FORMAT " is past the run's %" G_GUINT64_FORMAT " steps",
+                   state_path, json_node_get_int (step), self->opt.max_steps);
       return FALSE;
     }
   if ((gsize) json_object_get_int_member (obj, "n_params") != gb_net_get_n_params (self->net))
@@ -533,6 +653,8 @@ gb_trainer_resume (GbTrainer  *self,
   memcpy (self->m, m, n * sizeof (float));
   memcpy (self->v, v, n * sizeof (float));
   self->step = (guint64) json_object_get_int_member (obj, "step");
+  g_free (self->resume_hash);
+  self->resume_hash = *json_node_get_string (data) ? g_strdup (json_node_get_string (data)) : NULL;
   return TRUE;
 }
 
@@ -550,6 +672,14 @@ gb_trainer_run (GbTrainer           *self,
   if (!check_stream (self, train, "training", error) || (heldout != NULL && !check_stream (self, heldout, "held-out", error)))
     return FALSE;
 
+  g_free (self->data_hash);
+  self->data_hash = stream_hash (train);
+  if (self->resume_hash != NULL && !g_str_equal (self->resume_hash, self->data_hash))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT,
+                   "the training data (or its loss weights) differ from those the checkpoint was trained on");
+      return FALSE;
+    }
   const GbTrainOptions *o = &self->opt;
   const double tokens_per_step = (double) o->batch_size * o->seq_len;
   gint64 t0 = g_get_monotonic_time ();
@@ -566,22 +696,14 @@ gb_trainer_run (GbTrainer           *self,
           return FALSE;
         }
       fill_batch (self, train, self->step, 0x74726e31u);
-      double loss = batch_loss (self, TRUE, error);
-      if (isnan (loss))
+      double loss, weight, norm = 0.0;
+      if (!batch_loss (self, TRUE, &loss, &weight, error))
         return FALSE;
-      if (!isfinite (loss))
-        {
-          g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "the loss diverged (%g) at step %" G_GUINT64_FORMAT "; lower the learning rate",
-                       loss, self->step);
-          return FALSE;
-        }
       double lr = lr_at (o, self->step);
-      double norm = adamw_step (self);
-      if (!isfinite (norm))
-        {
-          g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "the gradient is not finite at step %" G_GUINT64_FORMAT, self->step);
-          return FALSE;
-        }
+      if (weight <= 0.0)
+        self->step++; /* nothing weighted in this batch: no update */
+      else if (!adamw_step (self, &norm, error))
+        return FALSE;
 
       gboolean checkpointed = FALSE;
       if (heldout != NULL && o->eval_every > 0 && (self->step % o->eval_every == 0 || self->step == o->max_steps))

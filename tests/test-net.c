@@ -255,6 +255,80 @@ test_input_grads_finite_differences (void)
 }
 
 static void
+test_reuse_other_shapes (void)
+{
+  /* A net used for a long batch of short sequences, then for one longer
+   * sequence (fewer rows, longer T): every buffer must fit (ASan checks). */
+  GbModelShape s = { 1, 2, 8, 16, 257 };
+  g_autoptr (GbNet) net = gb_net_new_random (&s, 1);
+  gint32 tokens[16], targets[16];
+  for (guint i = 0; i < 16; i++)
+    {
+      tokens[i] = 65 + i;
+      targets[i] = 66 + i;
+    }
+  g_autoptr (GError) error = NULL;
+  gb_net_loss (net, tokens, targets, NULL, 8, 2, TRUE, &error);
+  g_assert_no_error (error);
+  float d[4 * 8], value;
+  g_assert_true (gb_net_grad_logit_diff (net, tokens, NULL, 4, 3, 70, 71, d, NULL, &value, &error));
+  gb_net_loss (net, tokens, targets, NULL, 1, 16, TRUE, &error);
+  g_assert_no_error (error);
+  gb_net_loss (net, tokens, targets, NULL, 2, 3, FALSE, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_erf_gelu_grads (void)
+{
+  /* The exact (erf) GELU's backward, through a model whose config asks for
+   * "gelu". */
+  g_autofree char *dir = g_build_filename (gb_test_tmpdir (), "erf", NULL);
+  gb_test_write_model (dir, 1, 2, 16, 16, FALSE, 8);
+  g_autofree char *config = g_build_filename (dir, "config.json", NULL);
+  g_autofree char *json = NULL;
+  g_assert_true (g_file_get_contents (config, &json, NULL, NULL));
+  g_autoptr (GString) edited = g_string_new (json);
+  g_assert_cmpuint (g_string_replace (edited, "\"gelu_new\"", "\"gelu\"", 0), ==, 1);
+  g_assert_true (g_file_set_contents (config, edited->str, -1, NULL));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbModel) model = gb_model_load (dir, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_autoptr (GbNet) net = gb_net_new_from_model (model, TRUE, &error);
+  g_assert_no_error (error);
+  /* Scale the MLP input so GELU's curved part matters. */
+  guint n_info;
+  const GbParamInfo *info = gb_net_get_param_info (net, &n_info);
+  float *params = gb_net_get_params (net);
+  for (guint i = 0; i < n_info; i++)
+    if (g_str_has_suffix (info[i].name, "c_fc.weight"))
+      for (gsize j = 0; j < info[i].n; j++)
+        params[info[i].offset + j] *= 12.f;
+
+  const guint T = 8, D = 16;
+  g_autofree float *embed = g_new (float, T * D), *d_embed = g_new (float, T * D);
+  for (guint i = 0; i < T * D; i++)
+    embed[i] = sinf (i * 0.37f);
+  g_assert_true (gb_net_grad_logit_diff (net, NULL, embed, T, T - 1, 65, 66, d_embed, NULL, NULL, &error));
+  double worst = 0;
+  for (guint s = 0; s < 30; s++)
+    {
+      guint i = (s * 13) % (T * D);
+      const float h = 1e-2f, keep = embed[i];
+      float up, down;
+      embed[i] = keep + h;
+      g_assert_true (gb_net_grad_logit_diff (net, NULL, embed, T, T - 1, 65, 66, NULL, NULL, &up, &error));
+      embed[i] = keep - h;
+      g_assert_true (gb_net_grad_logit_diff (net, NULL, embed, T, T - 1, 65, 66, NULL, NULL, &down, &error));
+      embed[i] = keep;
+      double fd = ((double) up - down) / (2.0 * h);
+      worst = MAX (worst, fabs (fd - d_embed[i]) / MAX (MAX (fabs (fd), fabs (d_embed[i])), 1e-2));
+    }
+  g_test_message ("largest relative error %g", worst);
+  g_assert_cmpfloat (worst, <=, 3e-3);
+}
+
+static void
 test_bad_input (void)
 {
   GbModelShape shape = { 1, 2, 8, 8, 257 };
@@ -290,6 +364,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/net/forward-matches-engine/borrowed", GINT_TO_POINTER (FALSE), test_forward_matches_engine);
   g_test_add_func ("/net/param-grads-finite-differences", test_param_grads_finite_differences);
   g_test_add_func ("/net/input-grads-finite-differences", test_input_grads_finite_differences);
+  g_test_add_func ("/net/reuse-other-shapes", test_reuse_other_shapes);
+  g_test_add_func ("/net/erf-gelu-grads", test_erf_gelu_grads);
   g_test_add_func ("/net/bad-input", test_bad_input);
   return g_test_run ();
 }

@@ -41,51 +41,100 @@ small_options (void)
 }
 
 static void
-test_adamw_step (void)
+test_adamw_steps (void)
 {
-  /* One step against the formula, computed here in double: PyTorch's AdamW
-   * (decoupled decay on weight matrices only) after clipping. */
+  /* Three steps against the formula, computed here in double: PyTorch's
+   * AdamW (decoupled decay on weight matrices only) after clipping by the
+   * global norm. Constant learning rate (min_lr = lr, no warm-up). */
   gsize n;
   g_autofree gint32 *ids = make_stream (&n);
   GbTokenStream stream = { ids, NULL, n };
   GbTrainOptions o = small_options ();
-  o.max_steps = 1;
+  o.max_steps = 3;
   o.warmup_steps = 0;
-  o.lr = 1e-2;
+  o.lr = o.min_lr = 1e-2;
   o.weight_decay = 0.5;
+  o.beta1 = 0.8;
+  o.beta2 = 0.95;
   o.grad_clip = 0.05; /* small enough to clip */
   g_autoptr (GError) error = NULL;
 
   GbNet *net = gb_net_new_random (&shape, 2);
-  gsize np = gb_net_get_n_params (net);
-  g_autofree float *p0 = g_memdup2 (gb_net_get_params (net), np * sizeof (float));
+  const gsize np = gb_net_get_n_params (net);
+  g_autofree double *p = g_new (double, np), *m = g_new0 (double, np), *v = g_new0 (double, np);
+  for (gsize i = 0; i < np; i++)
+    p[i] = gb_net_get_params (net)[i];
   g_autoptr (GbTrainer) trainer = gb_trainer_new (net, &o, &error);
   g_assert_no_error (error);
-  g_assert_true (gb_trainer_run (trainer, &stream, NULL, NULL, NULL, NULL, NULL, NULL, &error));
-  g_assert_no_error (error);
-  /* The gradient the step used is still in the net. */
-  const float *g = gb_net_get_grads (net), *p1 = gb_net_get_params (net);
-  double sq = 0;
-  for (gsize i = 0; i < np; i++)
-    sq += (double) g[i] * g[i];
-  double clip = MIN (1.0, o.grad_clip / sqrt (sq));
-  g_assert_cmpfloat (clip, <, 1.0);
-
   guint n_info;
   const GbParamInfo *info = gb_net_get_param_info (net, &n_info);
-  double worst = 0;
-  for (guint k = 0; k < n_info; k++)
-    for (gsize j = 0; j < info[k].n; j++)
-      {
-        gsize i = info[k].offset + j;
-        double gi = g[i] * clip;
-        double m = (1 - o.beta1) * gi, v = (1 - o.beta2) * gi * gi;
-        double mhat = m / (1 - o.beta1), vhat = v / (1 - o.beta2);
-        double p = p0[i] * (info[k].decay ? 1 - o.lr * o.weight_decay : 1.0);
-        p -= o.lr * mhat / (sqrt (vhat) + o.adam_eps);
-        worst = MAX (worst, fabs (p - p1[i]));
-      }
-  g_assert_cmpfloat (worst, <=, 2e-6);
+
+  for (guint t = 1; t <= 3; t++)
+    {
+      /* One more step; the gradient it used stays in the net. */
+      gb_trainer_set_max_steps (trainer, t);
+      g_assert_true (gb_trainer_run (trainer, &stream, NULL, NULL, NULL, NULL, NULL, NULL, &error));
+      g_assert_no_error (error);
+      const float *g = gb_net_get_grads (net), *p1 = gb_net_get_params (net);
+      double sq = 0;
+      for (gsize i = 0; i < np; i++)
+        sq += (double) g[i] * g[i];
+      double clip = MIN (1.0, o.grad_clip / sqrt (sq));
+      g_assert_cmpfloat (clip, <, 1.0);
+      double worst = 0, scale = 0;
+      for (guint k = 0; k < n_info; k++)
+        for (gsize j = 0; j < info[k].n; j++)
+          {
+            gsize i = info[k].offset + j;
+            double gi = g[i] * clip;
+            m[i] = o.beta1 * m[i] + (1 - o.beta1) * gi;
+            v[i] = o.beta2 * v[i] + (1 - o.beta2) * gi * gi;
+            double mhat = m[i] / (1 - pow (o.beta1, t)), vhat = v[i] / (1 - pow (o.beta2, t));
+            p[i] *= info[k].decay ? 1 - o.lr * o.weight_decay : 1.0;
+            p[i] -= o.lr * mhat / (sqrt (vhat) + o.adam_eps);
+            worst = MAX (worst, fabs (p[i] - p1[i]));
+            scale = MAX (scale, fabs (p[i]));
+          }
+      g_assert_cmpfloat (worst, <=, 1e-6 * MAX (scale, 1.0));
+      /* Keep the reference on the engine's float parameters, so rounding
+       * does not accumulate across steps. */
+      for (gsize i = 0; i < np; i++)
+        p[i] = p1[i];
+    }
+}
+
+static void
+test_zero_weight_batch (void)
+{
+  /* A batch whose every position has weight 0 carries no gradient: the
+   * parameters stay as they were (no stale gradient is applied). */
+  gsize n;
+  g_autofree gint32 *ids = make_stream (&n);
+  g_autofree float *w = g_new0 (float, n);
+  GbTokenStream stream = { ids, w, n };
+  GbTrainOptions o = small_options ();
+  o.max_steps = 2;
+  g_autoptr (GError) error = NULL;
+  GbNet *net = gb_net_new_random (&shape, 3);
+  g_autofree float *before = g_memdup2 (gb_net_get_params (net), gb_net_get_n_params (net) * sizeof (float));
+  g_autoptr (GbTrainer) trainer = gb_trainer_new (net, &o, &error);
+  g_assert_true (gb_trainer_run (trainer, &stream, NULL, NULL, NULL, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (gb_trainer_get_step (trainer), ==, 2);
+  g_assert_true (memcmp (before, gb_net_get_params (net), gb_net_get_n_params (net) * sizeof (float)) == 0);
+  /* NaN weights are a clear error, and leave the parameters alone. */
+  w[5] = NAN;
+  for (gsize i = 6; i < n; i++)
+    w[i] = 1.f;
+  o.max_steps = 40;
+  g_autoptr (GbTrainer) nan_trainer = gb_trainer_new (gb_net_new_random (&shape, 3), &o, &error);
+  gboolean ok = gb_trainer_run (nan_trainer, &stream, NULL, NULL, NULL, NULL, NULL, NULL, &error);
+  /* Batches are random windows: one of the 40 steps covers position 5. */
+  g_assert_false (ok);
+  g_assert_error (error, GB_ERROR, GB_ERROR_INVALID_DATA);
+  const float *pp = gb_net_get_params (gb_trainer_get_net (nan_trainer));
+  for (gsize i = 0; i < gb_net_get_n_params (gb_trainer_get_net (nan_trainer)); i++)
+    g_assert_true (isfinite (pp[i]));
 }
 
 static void
@@ -211,6 +260,22 @@ test_resume_is_exact (void)
   g_assert_true (gb_trainer_run (second, &stream, NULL, NULL, NULL, NULL, NULL, NULL, &error));
   g_assert_true (memcmp (straight, gb_net_get_params (gb_trainer_get_net (second)), np * sizeof (float)) == 0);
 
+  /* Other settings, or other data, are refused: the run would not be the
+   * one that was interrupted. */
+  GbTrainOptions changed = o;
+  changed.lr = 2e-3;
+  g_autoptr (GbTrainer) other_opts = gb_trainer_new (gb_net_new_random (&shape, 4), &changed, &error);
+  g_assert_false (gb_trainer_resume (other_opts, dir, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "lr 0.002"));
+  g_clear_error (&error);
+  g_autoptr (GbTrainer) other_data = gb_trainer_new (gb_net_new_random (&shape, 4), &o, &error);
+  g_assert_true (gb_trainer_resume (other_data, dir, &error));
+  GbTokenStream shorter = { ids, NULL, n - 1 };
+  g_assert_false (gb_trainer_run (other_data, &shorter, NULL, NULL, NULL, NULL, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_ARGUMENT);
+  g_clear_error (&error);
+
   /* A checkpoint of another shape, or a damaged one, is refused by name. */
   GbModelShape other = shape;
   other.n_embd = 8;
@@ -219,10 +284,18 @@ test_resume_is_exact (void)
   g_assert_error (error, GB_ERROR, GB_ERROR_SHAPE);
   g_clear_error (&error);
   g_autofree char *state = g_build_filename (dir, "trainer_state.json", NULL);
-  g_assert_true (g_file_set_contents (state, "{\"step\": ", -1, NULL));
-  g_assert_false (gb_trainer_resume (second, dir, &error));
-  g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
-  g_assert_nonnull (strstr (error->message, "trainer_state.json"));
+  const char *const bad_states[] = {
+    "{\"step\": ", "{}", "[]", "{\"step\": \"7\", \"n_params\": 1, \"options\": \"\", \"data\": \"\"}",
+    "{\"step\": 7.5, \"n_params\": 1, \"options\": \"\", \"data\": \"\"}",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad_states); i++)
+    {
+      g_assert_true (g_file_set_contents (state, bad_states[i], -1, NULL));
+      g_assert_false (gb_trainer_resume (second, dir, &error));
+      g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
+      g_assert_nonnull (strstr (error->message, "trainer_state.json"));
+      g_clear_error (&error);
+    }
 }
 
 static void
@@ -296,7 +369,8 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/train/adamw-step", test_adamw_step);
+  g_test_add_func ("/train/adamw-steps", test_adamw_steps);
+  g_test_add_func ("/train/zero-weight-batch", test_zero_weight_batch);
   g_test_add_func ("/train/schedule", test_schedule);
   g_test_add_func ("/train/workers-agree", test_workers_agree);
   g_test_add_func ("/train/resume-is-exact", test_resume_is_exact);
