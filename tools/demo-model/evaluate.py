@@ -138,7 +138,7 @@ def main():
 
     vocab = json.load(open(os.path.join(model, "vocab.json")))
     natural = open(os.path.join(a.corpus, "heldout-natural.txt")).read().split("<|endoftext|>")
-    natural_text = max(natural[:50], key=len)[:1500]
+    natural_text = max(natural[:50], key=len)[:700]
     with tempfile.TemporaryDirectory() as tmp:
         prev, ind, L, H = head_scores(cli, model, len(vocab), natural_text, tmp)
     best_prev = np.unravel_index(prev.argmax(), prev.shape)
