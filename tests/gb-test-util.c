@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-test"
 
+#include <stdarg.h>
 #include <glib/gstdio.h>
 
 #include "gb-test-util.h"
@@ -47,6 +48,22 @@ gb_test_tmpdir (void)
     }
   g_ptr_array_add (tmpdirs, g_strdup (dir));
   return dir;
+}
+
+char *
+gb_test_tmp_path (const char *first, ...)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
+  va_list ap;
+
+  g_ptr_array_add (parts, dir);
+  va_start (ap, first);
+  for (const char *p = first; p != NULL; p = va_arg (ap, const char *))
+    g_ptr_array_add (parts, (gpointer) p);
+  va_end (ap);
+  g_ptr_array_add (parts, NULL);
+  return g_build_filenamev ((char **) parts->pdata);
 }
 
 char *

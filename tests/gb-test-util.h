@@ -7,6 +7,8 @@ G_BEGIN_DECLS
 
 /* A fresh temporary folder, removed with its contents at exit. */
 char *gb_test_tmpdir (void);
+/* A path under a new temporary directory (removed at exit). */
+char *gb_test_tmp_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
 /* The folder holding GPT-2's encoder.json and vocab.bpe ($GLASSBOX_GPT2_VOCAB);
  * aborts the test if missing. */
 char *gb_test_gpt2_vocab_dir (void);

@@ -192,7 +192,7 @@ test_train_resume_eval (void)
 {
   /* Training stopped half-way and resumed gives the bytes an uninterrupted
    * run gives; eval reports a loss; bad input fails by name. */
-  g_autofree char *root = g_build_filename (gb_test_tmpdir (), "train", NULL);
+  g_autofree char *root = gb_test_tmp_path ("train", NULL);
   g_autofree char *tok = g_build_filename (root, "tok", NULL);
   g_autofree char *corpus = g_build_filename (root, "corpus.txt", NULL);
   g_autofree char *bad = g_build_filename (root, "bad.txt", NULL);

@@ -17,8 +17,8 @@ test_random_matches_init (void)
 {
   /* gb_net_new_random draws exactly what gb_model_write_random writes. */
   GbModelShape shape = { 2, 2, 16, 32, 257 };
-  g_autofree char *a = g_build_filename (gb_test_tmpdir (), "a", NULL);
-  g_autofree char *b = g_build_filename (gb_test_tmpdir (), "b", NULL);
+  g_autofree char *a = gb_test_tmp_path ("a", NULL);
+  g_autofree char *b = gb_test_tmp_path ("b", NULL);
   g_autoptr (GError) error = NULL;
   g_mkdir_with_parents (a, 0755);
   g_assert_true (gb_model_write_random (a, &shape, GB_DTYPE_F32, 7, &error));
@@ -283,7 +283,7 @@ test_erf_gelu_grads (void)
 {
   /* The exact (erf) GELU's backward, through a model whose config asks for
    * "gelu". */
-  g_autofree char *dir = g_build_filename (gb_test_tmpdir (), "erf", NULL);
+  g_autofree char *dir = gb_test_tmp_path ("erf", NULL);
   gb_test_write_model (dir, 1, 2, 16, 16, FALSE, 8);
   g_autofree char *config = g_build_filename (dir, "config.json", NULL);
   g_autofree char *json = NULL;
@@ -356,7 +356,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  model_dir = g_build_filename (gb_test_tmpdir (), "model", NULL);
+  model_dir = gb_test_tmp_path ("model", NULL);
   gb_test_write_model (model_dir, 2, 4, 32, 32, FALSE, 5);
 
   g_test_add_func ("/net/random-matches-init", test_random_matches_init);

@@ -224,8 +224,8 @@ test_resume_is_exact (void)
   g_autofree gint32 *ids = make_stream (&n);
   GbTokenStream stream = { ids, NULL, n };
   g_autofree float *straight = train_params (2, 10, &np);
-  g_autofree char *dir = g_build_filename (gb_test_tmpdir (), "resume", "checkpoint", NULL);
-  g_autofree char *vocab = g_build_filename (gb_test_tmpdir (), "resume-vocab", NULL);
+  g_autofree char *dir = gb_test_tmp_path ("resume", "checkpoint", NULL);
+  g_autofree char *vocab = gb_test_tmp_path ("resume-vocab", NULL);
   g_mkdir_with_parents (vocab, 0755);
   gb_test_write_vocab (vocab, FALSE);
   g_autoptr (GError) error = NULL;
@@ -330,8 +330,8 @@ test_cancel_and_bad_input (void)
   GbTokenStream stream = { ids, NULL, n }, tiny = { ids, NULL, 10 };
   GbTrainOptions o = small_options ();
   g_autoptr (GError) error = NULL;
-  g_autofree char *dir = g_build_filename (gb_test_tmpdir (), "cancel", "checkpoint", NULL);
-  g_autofree char *vocab = g_build_filename (gb_test_tmpdir (), "cancel-vocab", NULL);
+  g_autofree char *dir = gb_test_tmp_path ("cancel", "checkpoint", NULL);
+  g_autofree char *vocab = gb_test_tmp_path ("cancel-vocab", NULL);
   g_mkdir_with_parents (vocab, 0755);
   gb_test_write_vocab (vocab, FALSE);
 

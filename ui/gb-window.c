@@ -837,15 +837,39 @@ save_screenshot (GtkWidget  *widget,
   return gdk_texture_save_to_png (texture, path);
 }
 
+/* Saves the screenshot once the window is mapped, has its size and has
+ * drawn a few frames since the last change (a fixed delay is not enough on a
+ * cold start, when fontconfig builds its cache). */
 static gboolean
-screenshot_cb (gpointer data)
+screenshot_tick_cb (GtkWidget     *widget,
+                    GdkFrameClock *clock,
+                    gpointer       data)
 {
   GbWindow *self = data;
-  const gboolean ok = save_screenshot (GTK_WIDGET (self), self->automation->screenshot);
+  static guint frames;
+
+  if (!gtk_widget_get_mapped (widget) || gtk_widget_get_width (widget) <= 0)
+    return G_SOURCE_CONTINUE;
+  if (++frames < 6)
+    {
+      gtk_widget_queue_draw (widget);
+      return G_SOURCE_CONTINUE;
+    }
+  const gboolean ok = save_screenshot (widget, self->automation->screenshot);
 
   if (!ok)
     g_printerr ("glassbox: could not save the screenshot to %s\n", self->automation->screenshot);
   automation_done (self, ok ? 0 : 1);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+screenshot_cb (gpointer data)
+{
+  GbWindow *self = data;
+
+  gtk_widget_add_tick_callback (GTK_WIDGET (self), screenshot_tick_cb, self, NULL);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
   return G_SOURCE_REMOVE;
 }
 
@@ -876,7 +900,7 @@ apply_automation (GbWindow *self)
     }
   if (a->screenshot)
     /* Give GTK a few frames to lay out and draw what just changed. */
-    g_timeout_add (600, screenshot_cb, self);
+    g_timeout_add (300, screenshot_cb, self);
   else
     automation_done (self, 0);
 }
