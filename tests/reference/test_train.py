@@ -44,6 +44,7 @@ CASES = [
     ("1 worker", 1, None, 7, 3, 12),
     ("2 workers (batch split 2+1)", 2, None, 7, 3, 12),
     ("2 workers, --emphasis \"Decision:=5\"", 2, "Decision:=5", 7, 4, 10),
+    ("2 workers, 200-token sequences", 2, None, 3, 2, 200),
 ]
 OPTS = dict(lr=3e-2, min_lr=3e-3, warmup=3, wd=0.1, clip=0.5, seed=11)
 BETA1, BETA2, EPS = 0.9, 0.99, 1e-8  # gb_train_options_init
@@ -185,7 +186,7 @@ def main():
     try:
         vocab = os.path.join(root, "vocab")
         run([cli, "init-model", "--preset", "tiny", "--seed", "1", "--output", vocab])
-        config = ref.make_config(n_layer=2, n_head=4, n_embd=32, n_positions=32, vocab_size=257)
+        config = ref.make_config(n_layer=2, n_head=4, n_embd=32, n_positions=256, vocab_size=257)
         params = ref.random_checkpoint(config, seed=5, std=0.05, attn_std=0.2, fc_std=0.2)
         model = os.path.join(root, "model")
         start = ref.write_hf_checkpoint(model, config, params, dtype="f32", vocab_dir=vocab)
