@@ -62,6 +62,7 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
   g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
   g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  g_variant_dict_lookup (options, "frame-stats", "b", &a->frame_stats);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -150,6 +151,7 @@ gb_application_init (GbApplication *self)
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "frame-stats", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Print the frame-clock gaps seen while the text ran", NULL },
     { NULL }
   };
 

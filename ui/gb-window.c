@@ -65,7 +65,9 @@ struct _GbWindow
   GtkStack             *attention_stack;
   AdwStatusPage        *empty_page;
   GtkEntry             *text_entry;
-  GtkFlowBox           *token_box;
+  GtkGridView          *token_view;
+  GtkScrolledWindow    *token_scroller;
+  GtkStringList        *token_list;
   GtkLabel             *clip_label;
   GtkDropDown          *agg_dropdown;
   GtkDropDown          *norm_dropdown;
@@ -83,6 +85,8 @@ struct _GbWindow
 
   /* Borrowed */
   const GbAutomation *automation;
+  GArray             *frame_times; /* gint64 µs, for --frame-stats */
+  gboolean            frame_stats_printed;
 
   /* Owned */
   GSettings       *settings;  /* NULL when the schema is not installed */
@@ -211,11 +215,63 @@ format_params (guint64 n)
   return g_strdup_printf ("%" G_GUINT64_FORMAT, n);
 }
 
+/* --frame-stats: the frame clock's tick times from the moment a text starts
+ * running until the automation ends. A gap between two ticks is a frame the
+ * main loop could not draw on time. */
+static gboolean
+frame_stats_tick_cb (GtkWidget     *widget,
+                     GdkFrameClock *clock,
+                     gpointer       data)
+{
+  GbWindow *self = GB_WINDOW (widget);
+
+  if (self->frame_times != NULL)
+    {
+      gint64 t = g_get_monotonic_time ();
+      g_array_append_val (self->frame_times, t);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+cmp_double (gconstpointer a,
+            gconstpointer b)
+{
+  const double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static void
+print_frame_stats (GbWindow *self)
+{
+  GArray *t = self->frame_times;
+  if (t == NULL || t->len < 2)
+    {
+      printf ("frames 0\n");
+      return;
+    }
+  g_autoptr (GArray) gaps = g_array_new (FALSE, FALSE, sizeof (double));
+  for (guint i = 1; i < t->len; i++)
+    {
+      double g = (g_array_index (t, gint64, i) - g_array_index (t, gint64, i - 1)) / 1000.0;
+      g_array_append_val (gaps, g);
+    }
+  g_array_sort (gaps, cmp_double);
+  const double *g = (const double *) gaps->data;
+  printf ("frames %u over %.0f ms: median gap %.1f ms, 95th percentile %.1f ms, max %.1f ms\n", t->len,
+          (g_array_index (t, gint64, t->len - 1) - g_array_index (t, gint64, 0)) / 1000.0, g[gaps->len / 2],
+          g[(gsize) (0.95 * (gaps->len - 1))], g[gaps->len - 1]);
+  fflush (stdout);
+}
+
 static void
 automation_done (GbWindow *self,
                  int       status)
 {
   GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
+
+  if (self->automation && self->automation->frame_stats && !self->frame_stats_printed)
+    print_frame_stats (self);
 
   g_object_set_data (G_OBJECT (app), "gb-exit-status", GINT_TO_POINTER (status));
   g_application_quit (app);
@@ -464,29 +520,62 @@ run_thread (GTask        *task,
   g_task_return_boolean (task, TRUE);
 }
 
+/* Token chips: a GtkGridView, so a 1024-token text makes widgets only for
+ * the chips on screen (a box of 1024 labels took 50-150 ms to build and as
+ * long again to lay out, on the main loop). */
+static void
+chip_setup_cb (GtkSignalListItemFactory *factory,
+               GtkListItem              *item,
+               gpointer                  data)
+{
+  GtkWidget *label = gtk_label_new (NULL);
+
+  gtk_widget_add_css_class (label, "token-chip");
+  gtk_list_item_set_child (item, label);
+}
+
+static void
+chip_bind_cb (GtkSignalListItemFactory *factory,
+              GtkListItem              *item,
+              GbWindow                 *self)
+{
+  GtkWidget *label = gtk_list_item_get_child (item);
+  const guint i = gtk_list_item_get_position (item);
+  GtkStringObject *str = gtk_list_item_get_item (item);
+
+  gtk_label_set_text (GTK_LABEL (label), gtk_string_object_get_string (str));
+  if (i == self->token_query)
+    gtk_widget_add_css_class (label, "selected-token");
+  else
+    gtk_widget_remove_css_class (label, "selected-token");
+  if (self->maps == NULL || i >= self->maps->n_tokens)
+    return;
+  gsize n = 0;
+  const guint8 *bytes = gb_tokenizer_token_bytes (gb_model_get_tokenizer (self->model), self->maps->tokens[i], &n);
+  g_autoptr (GString) esc = g_string_new (NULL);
+  for (gsize k = 0; k < n; k++)
+    g_string_append_printf (esc, g_ascii_isprint (bytes[k]) && bytes[k] != '\\' ? "%c" : "\\x%02x", bytes[k]);
+  g_autofree char *tip = g_strdup_printf ("Position %u · id %d · bytes “%s”", i, self->maps->tokens[i], esc->str);
+  gtk_widget_set_tooltip_text (label, tip);
+}
+
 static void
 fill_token_chips (GbWindow *self)
 {
-  GtkWidget *child;
+  const guint n_old = g_list_model_get_n_items (G_LIST_MODEL (self->token_list));
+  const guint n = self->maps ? self->maps->n_tokens : 0;
 
-  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->token_box))) != NULL)
-    gtk_flow_box_remove (self->token_box, child);
-  for (guint i = 0; self->maps && i < self->maps->n_tokens; i++)
-    {
-      GtkWidget *label = gtk_label_new (self->labels[i]);
-      gsize n = 0;
-      const guint8 *bytes = gb_tokenizer_token_bytes (gb_model_get_tokenizer (self->model), self->maps->tokens[i], &n);
-      g_autoptr (GString) esc = g_string_new (NULL);
-      for (gsize k = 0; k < n; k++)
-        g_string_append_printf (esc, g_ascii_isprint (bytes[k]) && bytes[k] != '\\' ? "%c" : "\\x%02x", bytes[k]);
-      g_autofree char *tip = g_strdup_printf ("Position %u · id %d · bytes “%s”", i, self->maps->tokens[i], esc->str);
-      gtk_widget_add_css_class (label, "token-chip");
-      if (i == self->token_query)
-        gtk_widget_add_css_class (label, "selected-token");
-      gtk_widget_set_tooltip_text (label, tip);
-      gtk_flow_box_append (self->token_box, label);
-      gtk_widget_add_css_class (gtk_widget_get_parent (label), "token-child");
-    }
+  gtk_string_list_splice (self->token_list, 0, n_old, n ? (const char *const *) self->labels : NULL);
+  /* Tall enough for a few rows of a long text, no taller than a short one. */
+  gtk_scrolled_window_set_min_content_height (self->token_scroller, n > 24 ? 150 : -1);
+}
+
+/* Re-binds the visible chips so the selection mark follows token_query. */
+static void
+refresh_token_chips (GbWindow *self)
+{
+  const guint n = g_list_model_get_n_items (G_LIST_MODEL (self->token_list));
+  g_list_model_items_changed (G_LIST_MODEL (self->token_list), 0, n, n);
 }
 
 static void
@@ -590,6 +679,8 @@ run_text (GbWindow *self)
 
   if (self->model == NULL)
     return;
+  if (self->automation && self->automation->frame_stats && self->frame_times == NULL)
+    self->frame_times = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr (GArray) ids = gb_attention_tokenize (self->model, text, &dropped, &error);
   if (ids == NULL)
     {
@@ -857,6 +948,12 @@ screenshot_tick_cb (GtkWidget     *widget,
       gtk_widget_queue_draw (widget);
       return G_SOURCE_CONTINUE;
     }
+  if (self->automation->frame_stats)
+    {
+      /* The frames up to here; saving the screenshot is not the app's work. */
+      print_frame_stats (self);
+      self->frame_stats_printed = TRUE;
+    }
   const gboolean ok = save_screenshot (widget, self->automation->screenshot);
 
   if (!ok)
@@ -916,18 +1013,12 @@ text_activate_cb (GbWindow *self)
 }
 
 static void
-token_activated_cb (GbWindow        *self,
-                    GtkFlowBoxChild *child)
+token_activated_cb (GbWindow    *self,
+                    guint        position,
+                    GtkGridView *view)
 {
-  self->token_query = (guint) gtk_flow_box_child_get_index (child);
-  for (GtkWidget *c = gtk_widget_get_first_child (GTK_WIDGET (self->token_box)); c; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *label = gtk_flow_box_child_get_child (GTK_FLOW_BOX_CHILD (c));
-      if (c == GTK_WIDGET (child))
-        gtk_widget_add_css_class (label, "selected-token");
-      else
-        gtk_widget_remove_css_class (label, "selected-token");
-    }
+  self->token_query = position;
+  refresh_token_chips (self);
   if (gtk_drop_down_get_selected (self->agg_dropdown) == VIEW_TOKEN)
     update_figure (self);
   else
@@ -1098,6 +1189,8 @@ gb_window_finalize (GObject *object)
   g_clear_pointer (&self->scores, gb_head_scores_free);
   g_clear_pointer (&self->maps, gb_attention_maps_free);
   g_strfreev (self->labels);
+  g_clear_pointer (&self->frame_times, g_array_unref);
+  g_clear_object (&self->token_list);
   g_atomic_rc_box_release_full (self->progress_state, (GDestroyNotify) progress_free);
   G_OBJECT_CLASS (gb_window_parent_class)->finalize (object);
 }
@@ -1125,7 +1218,8 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, attention_stack);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, empty_page);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, text_entry);
-  gtk_widget_class_bind_template_child (widget_class, GbWindow, token_box);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, token_view);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, token_scroller);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, clip_label);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, agg_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, norm_dropdown);
@@ -1164,6 +1258,16 @@ gb_window_init (GbWindow *self)
   g_autoptr (GSettingsSchema) schema = source ? g_settings_schema_source_lookup (source, "org.glassbox.Glassbox", TRUE) : NULL;
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  {
+    GtkListItemFactory *factory = gtk_signal_list_item_factory_new ();
+    self->token_list = gtk_string_list_new (NULL);
+    g_signal_connect (factory, "setup", G_CALLBACK (chip_setup_cb), NULL);
+    g_signal_connect (factory, "bind", G_CALLBACK (chip_bind_cb), self);
+    gtk_grid_view_set_factory (self->token_view, factory);
+    g_object_unref (factory);
+    gtk_grid_view_set_model (self->token_view,
+                             GTK_SELECTION_MODEL (gtk_no_selection_new (G_LIST_MODEL (g_object_ref (self->token_list)))));
+  }
   self->progress_state = g_atomic_rc_box_new0 (Progress);
   g_mutex_init (&self->progress_state->lock);
   g_weak_ref_init (&self->progress_state->window, self);
@@ -1216,4 +1320,6 @@ gb_window_automate (GbWindow           *self,
 {
   g_return_if_fail (GB_IS_WINDOW (self));
   self->automation = automation;
+  if (automation->frame_stats)
+    gtk_widget_add_tick_callback (GTK_WIDGET (self), frame_stats_tick_cb, NULL, NULL);
 }

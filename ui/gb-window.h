@@ -20,6 +20,7 @@ typedef struct
   double export_scale;
   char  *screenshot;
   int    pin_query, pin_key;
+  gboolean frame_stats; /* print frame-clock gaps seen while the text ran */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
