@@ -248,7 +248,8 @@ from_jsonl (const char *data,
   return g_steal_pointer (&set);
 }
 
-/* JSONL: more than one non-blank line, the first of which is an object. */
+/* JSONL: a first line that is a whole JSON object, and more after it.
+ * (json-glib would otherwise read the first object and ignore the rest.) */
 static gboolean
 looks_like_jsonl (const char *data,
                   gsize       len)
@@ -258,6 +259,8 @@ looks_like_jsonl (const char *data,
     return FALSE;
   g_autofree char *first = g_strndup (data, (gsize) (nl - data));
   g_strstrip (first);
+  if (strspn (nl, " \t\r\n") == len - (gsize) (nl - data))
+    return FALSE;
   if (*first != '{')
     return FALSE;
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -289,10 +292,10 @@ gb_pair_set_parse (const char *data,
   if (strspn (data, " \t\r\n") == n)
     return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: the file is empty", origin), NULL;
 
-  if (json_parser_load_from_data (parser, data, (gssize) n, &local))
-    set = from_json_root (json_parser_get_root (parser), origin, error);
-  else if (looks_like_jsonl (data, n))
+  if (looks_like_jsonl (data, n))
     set = from_jsonl (data, n, origin, error);
+  else if (json_parser_load_from_data (parser, data, (gssize) n, &local))
+    set = from_json_root (json_parser_get_root (parser), origin, error);
   else
     return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not JSON or JSONL: %s", origin, local->message), NULL;
   if (set == NULL || !gb_pair_set_validate (set, origin, error))
