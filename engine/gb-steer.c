@@ -76,6 +76,27 @@ gb_steer_vector_copy (const GbSteerVector *self)
   return copy;
 }
 
+GbSteerVector *
+gb_steer_vector_subset (const GbSteerVector *self,
+                        guint64              mask)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+
+  GbSteerVector *copy = gb_steer_vector_copy (self);
+  guint kept = 0;
+  for (guint i = 0; i < copy->n_layers; i++)
+    {
+      if (copy->layers[i].layer < 64 && (mask >> copy->layers[i].layer) & 1)
+        copy->layers[kept++] = copy->layers[i];
+      else
+        g_free (copy->layers[i].vector);
+    }
+  copy->n_layers = kept;
+  if (kept == 0)
+    g_clear_pointer (&copy, gb_steer_vector_free);
+  return copy;
+}
+
 const GbSteerLayer *
 gb_steer_vector_get_layer (const GbSteerVector *self,
                            guint                layer)

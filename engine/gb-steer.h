@@ -142,6 +142,10 @@ void           gb_steer_train_async (GbModel             *model,
 GbSteerVector *gb_steer_train_finish (GAsyncResult *result,
                                       GError      **error);
 
+/* A copy holding only the blocks in @mask (bit L = block L); NULL when none. */
+GbSteerVector *gb_steer_vector_subset (const GbSteerVector *self,
+                                       guint64              mask);
+
 /* Checks that @self fits @model (width, block indices). */
 gboolean gb_steer_vector_check (const GbSteerVector *self,
                                 GbModel             *model,

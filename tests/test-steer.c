@@ -557,6 +557,17 @@ test_apply_cached_equals_full (void)
 }
 
 static void
+test_subset (void)
+{
+  g_autoptr (GbSteerVector) vec = train_small (0);
+  g_autoptr (GbSteerVector) sub = gb_steer_vector_subset (vec, 0x5);
+  g_assert_cmpuint (sub->n_layers, ==, 2);
+  g_assert_cmpuint (sub->layers[1].layer, ==, 2);
+  g_assert_cmpmem (sub->layers[1].vector, N_EMBD * 4, vec->layers[2].vector, N_EMBD * 4);
+  g_assert_null (gb_steer_vector_subset (vec, 1u << 7));
+}
+
+static void
 test_check_model (void)
 {
   g_autoptr (GbSteerVector) vec = train_small (0x1);
@@ -895,6 +906,7 @@ main (int    argc,
   g_test_add_func ("/engine/steer/apply-zero-is-baseline", test_apply_zero_is_baseline);
   g_test_add_func ("/engine/steer/apply-cached-equals-full", test_apply_cached_equals_full);
   g_test_add_func ("/engine/steer/check-model", test_check_model);
+  g_test_add_func ("/engine/steer/subset", test_subset);
   g_test_add_func ("/engine/steer/json-round-trip", test_json_round_trip);
   g_test_add_func ("/engine/steer/gguf-layout", test_gguf_layout);
   g_test_add_func ("/engine/steer/gguf-block0-warns", test_gguf_block0_warns);

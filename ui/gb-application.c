@@ -62,6 +62,13 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
   g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
   g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  g_variant_dict_lookup (options, "view", "s", &a->view);
+  g_variant_dict_lookup (options, "steer-pairs", "^ay", &a->steer_pairs);
+  g_variant_dict_lookup (options, "steer-layers", "s", &a->steer_layers);
+  g_variant_dict_lookup (options, "steer-multiplier", "d", &a->steer_multiplier);
+  g_variant_dict_lookup (options, "steer-prompt", "s", &a->steer_prompt);
+  g_variant_dict_lookup (options, "steer-tokens", "i", &a->steer_tokens);
+  g_variant_dict_lookup (options, "steer-wiggle", "b", &a->steer_wiggle);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -123,6 +130,10 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.aggregation);
   g_free (self->automation.export_path);
   g_free (self->automation.screenshot);
+  g_free (self->automation.view);
+  g_free (self->automation.steer_pairs);
+  g_free (self->automation.steer_layers);
+  g_free (self->automation.steer_prompt);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -150,12 +161,20 @@ gb_application_init (GbApplication *self)
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Unattended: run this view's demo (steering)", "NAME" },
+    { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
+    { "steer-layers", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Blocks to steer, e.g. 2,3", "A,B" },
+    { "steer-multiplier", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "Steering multiplier", "M" },
+    { "steer-prompt", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Prompt to continue", "TEXT" },
+    { "steer-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Tokens per pane", "N" },
+    { "steer-wiggle", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Then move the slider ten times quickly", NULL },
     { NULL }
   };
 
   self->automation.layer = self->automation.head = -1;
   self->automation.pin_query = self->automation.pin_key = -1;
   self->automation.export_scale = 1;
+  self->automation.steer_multiplier = 2;
   g_application_add_main_option_entries (G_APPLICATION (self), options);
 }
 
