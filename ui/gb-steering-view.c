@@ -38,6 +38,7 @@ typedef struct
   GCancellable *cancellable;
   Pane          pane;
   gint64        started_us;
+  gint64        gen_us;      /* the worker's time in gb_generate */
 } Stream;
 
 typedef struct
@@ -258,7 +259,11 @@ static void
 watch_frames (GbSteeringView *self)
 {
   if (self->tick_id == 0)
-    self->tick_id = gtk_widget_add_tick_callback (GTK_WIDGET (self), frame_tick_cb, NULL, NULL);
+    {
+      /* Frame times are on the monotonic clock: the wait for the first frame counts too. */
+      self->last_frame_us = g_get_monotonic_time ();
+      self->tick_id = gtk_widget_add_tick_callback (GTK_WIDGET (self), frame_tick_cb, NULL, NULL);
+    }
 }
 
 /* ---- Labels ---- */
@@ -683,7 +688,11 @@ pane_finished (GbSteeringView *self,
   else if (s->error)
     status = g_strdup_printf ("Stopped · %u tokens", self->ids[pane]->len);
   else
-    status = g_strdup_printf ("%u tokens · %.1f tok/s", self->ids[pane]->len, self->ids[pane]->len / MAX (secs, 1e-3));
+    status = g_strdup_printf ("%u tokens · %.1f tok/s", self->ids[pane]->len,
+                              self->ids[pane]->len / MAX (s->gen_us / 1e6, 1e-3));
+  if (self->demo_done)
+    g_printerr ("steering: %s pane: %u tokens, %.0f ms in the engine, %.0f ms until shown\n",
+                pane == PANE_BASELINE ? "baseline" : "steered", self->ids[pane]->len, s->gen_us / 1e3, secs * 1e3);
   gtk_label_set_text (pane_status (self, pane), status);
   stream_unref (g_steal_pointer (&self->streams[pane]));
   gtk_widget_set_sensitive (GTK_WIDGET (self->stop_button), any_running (self));
@@ -788,8 +797,10 @@ gen_thread (GTask        *task,
       iv = g_new (GbIntervention, job->vector->n_layers);
       n_iv = gb_steer_vector_interventions (job->vector, job->multiplier, 0, iv);
     }
+  gint64 t0 = g_get_monotonic_time ();
   g_autoptr (GArray) out = gb_generate (job->model, (const gint32 *) job->prompt->data, job->prompt->len, &job->params,
                                         iv, n_iv, on_token_cb, job, NULL, cancellable, &error);
+  job->stream->gen_us = g_get_monotonic_time () - t0;
   if (out != NULL && g_cancellable_is_cancelled (cancellable))
     g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Stopped");
   stream_push (job->stream, GB_TOKEN_NONE, NULL, TRUE, error);
@@ -1020,6 +1031,8 @@ sweep_row_idle (gpointer data)
       gtk_label_set_text (self->sweep_status, status);
       gtk_widget_set_sensitive (GTK_WIDGET (self->copy_markdown_button), self->sweep_done == self->sweep_n);
       gtk_widget_set_sensitive (GTK_WIDGET (self->export_png_button), self->sweep_done == self->sweep_n);
+      if (self->sweep_done == self->sweep_n && self->demo_done && self->demo_stage == 200)
+        demo_step (self);
     }
   view_handle_unref (r->view);
   g_free (r->text);
@@ -1355,7 +1368,10 @@ wiggle_cb (gpointer data)
   guint i = self->demo_stage - 3;
 
   if (i == 0)
-    self->steered_started = 0;
+    {
+      self->steered_started = 0;
+      self->max_gap_us = 0;
+    }
   gtk_range_set_value (GTK_RANGE (self->multiplier_scale), steps[i]);
   self->demo_stage++;
   if (i + 1 < G_N_ELEMENTS (steps))
@@ -1376,8 +1392,9 @@ demo_finish (GbSteeringView *self,
     done (status, self->demo_data);
 }
 
-/* Stages: 0 train; 1 trained -> generate; 2 both done -> wiggle or finish;
- * 3..12 wiggling; 100 waiting for the steered run after the wiggle. */
+/* Stages: 0 train; 1 trained -> generate; 2 both done -> wiggle or sweep;
+ * 3..12 wiggling; 100 waiting for the steered run after the wiggle; 200
+ * waiting for the sweep. */
 static void
 demo_step (GbSteeringView *self)
 {
@@ -1414,6 +1431,15 @@ demo_step (GbSteeringView *self)
           g_timeout_add (15, wiggle_cb, self);
           return;
         }
+      self->demo_stage = 200;
+      sweep_cb (self);
+    }
+  else if (self->demo_stage == 200)
+    {
+      g_autofree char *md = sweep_markdown (self);
+      g_autoptr (GString) lines = g_string_new (md);
+      g_string_replace (lines, "\n", "\nsteering: sweep: ", 0);
+      g_printerr ("steering: sweep: %s\n", lines->str);
       demo_finish (self, 0);
     }
 }
