@@ -50,6 +50,8 @@ add_layer (JsonBuilder        *b,
   add_number_or_null (b, "heldout_accuracy", l->accuracy);
   add_number_or_null (b, "heldout_gap", l->gap);
   add_number_or_null (b, "heldout_effect", l->effect);
+  add_number_or_null (b, "train_projection_mean", l->proj_mean);
+  add_number_or_null (b, "train_projection_sd", l->proj_sd);
   json_builder_set_member_name (b, "vector");
   json_builder_begin_array (b);
   for (guint j = 0; j < n_embd; j++)
@@ -226,6 +228,8 @@ read_layer (Ctx          *ctx,
   out->accuracy = optional_number (o, "heldout_accuracy");
   out->gap = optional_number (o, "heldout_gap");
   out->effect = optional_number (o, "heldout_effect");
+  out->proj_mean = optional_number (o, "train_projection_mean");
+  out->proj_sd = optional_number (o, "train_projection_sd");
   return TRUE;
 }
 
@@ -658,7 +662,7 @@ read_tensors (Reader        *r,
       const TensorInfo *ti = &g_array_index (infos, TensorInfo, i);
       GbSteerLayer *l = &vec->layers[vec->n_layers++];
       l->layer = ti->layer;
-      l->accuracy = l->gap = l->effect = NAN;
+      l->accuracy = l->gap = l->effect = l->proj_mean = l->proj_sd = NAN;
       if (ti->offset % meta->alignment != 0)
         return fail (r->ctx, "tensor direction.%u: offset %" G_GUINT64_FORMAT " is not aligned to %u", ti->layer,
                      ti->offset, meta->alignment);

@@ -316,16 +316,23 @@ separation (GbSteerLayer        *out,
   guint n_train = 0, n_held = 0, right = 0;
   double gap = 0, s_pos = 0, s_neg = 0, q_pos = 0, q_neg = 0;
 
+  double sq = 0;
+
   out->accuracy = out->gap = out->effect = NAN;
   for (guint j = 0; j < D; j++)
     u[j] /= norm;
   for (guint i = 0; i < n_pairs; i++)
     if (!is_heldout (params, i))
       {
-        mid += (dot (pos[i], u, D) + dot (neg[i], u, D)) / 2;
+        double a = dot (pos[i], u, D), b = dot (neg[i], u, D);
+        mid += (a + b) / 2;
+        sq += a * a + b * b;
         n_train++;
       }
   mid /= n_train;
+  /* The pooled training projections' mean is the midpoint of the sides. */
+  out->proj_mean = mid;
+  out->proj_sd = sqrt (MAX (sq / (2.0 * n_train) - mid * mid, 0));
   for (guint i = 0; i < n_pairs; i++)
     if (is_heldout (params, i))
       {
@@ -621,6 +628,30 @@ gb_steer_vector_interventions (const GbSteerVector *self,
       .values = self->layers[i].vector,
     };
   return self->n_layers;
+}
+
+double
+gb_steer_layer_projection_z (const GbSteerLayer *layer,
+                             guint               n_embd,
+                             const float        *acts,
+                             guint               n_rows)
+{
+  double norm = 0, worst = 0;
+
+  g_return_val_if_fail (layer != NULL && acts != NULL, NAN);
+  if (!(layer->proj_sd > 0) || !isfinite (layer->proj_mean))
+    return NAN;
+  for (guint j = 0; j < n_embd; j++)
+    norm += (double) layer->vector[j] * layer->vector[j];
+  norm = sqrt (norm);
+  for (guint t = 0; t < n_rows; t++)
+    {
+      double p = 0;
+      for (guint j = 0; j < n_embd; j++)
+        p += (double) acts[(gsize) t * n_embd + j] * layer->vector[j];
+      worst = MAX (worst, fabs (p / norm - layer->proj_mean) / layer->proj_sd);
+    }
+  return worst;
 }
 
 double

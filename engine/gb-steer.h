@@ -96,6 +96,11 @@ typedef struct
   double accuracy;
   double gap;
   double effect;
+  /* Mean and standard deviation of the training texts' projections on u
+   * (both sides pooled): the scale for gb_steer_layer_projection_z. NaN
+   * when unknown (GGUF imports). */
+  double proj_mean;
+  double proj_sd;
 } GbSteerLayer;
 
 typedef struct
@@ -178,6 +183,15 @@ gboolean       gb_steer_vector_export_gguf (const GbSteerVector *self,
                                             GError             **error);
 GbSteerVector *gb_steer_vector_import_gguf (const char *path,
                                             GError    **error);
+
+/* The largest |(h . u - proj_mean) / proj_sd| over the rows of @acts
+ * [n_rows, n_embd] (a block's output), u the layer's unit direction: how far
+ * a steered run pushes the residual stream past what the training texts
+ * showed. NaN when the layer has no projection scale. */
+double gb_steer_layer_projection_z (const GbSteerLayer *layer,
+                                    guint               n_embd,
+                                    const float        *acts,
+                                    guint               n_rows);
 
 /* Share of the 3-grams of @tokens that repeat an earlier one (0 for fewer
  * than 4 tokens): the degeneration warning's measure. */

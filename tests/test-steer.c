@@ -567,6 +567,56 @@ test_subset (void)
   g_assert_null (gb_steer_vector_subset (vec, 1u << 7));
 }
 
+/* The projection scale: training texts sit within a few standard
+ * deviations, a run steered hard lands far outside. */
+static void
+test_projection_z (void)
+{
+  g_autoptr (GbSteerVector) vec = train_small (0x2);
+  g_autoptr (GError) error = NULL;
+  const GbSteerLayer *l = &vec->layers[0];
+  double p[N_EMBD], n[N_EMBD], norm = 0, sum = 0, sq = 0;
+
+  for (guint j = 0; j < N_EMBD; j++)
+    norm += (double) l->vector[j] * l->vector[j];
+  norm = sqrt (norm);
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      if ((i + 1) % 5 == 0)
+        continue;
+      acts_of (texts[i][0], 1, -1, p);
+      acts_of (texts[i][1], 1, -1, n);
+      double a = 0, b = 0;
+      for (guint j = 0; j < N_EMBD; j++)
+        a += p[j] * l->vector[j] / norm, b += n[j] * l->vector[j] / norm;
+      sum += a + b;
+      sq += a * a + b * b;
+    }
+  double mean = sum / 16, sd = sqrt (sq / 16 - mean * mean);
+  g_assert_cmpfloat (fabs (l->proj_mean - mean), <=, 1e-6 * (fabs (mean) + sd));
+  g_assert_cmpfloat (fabs (l->proj_sd - sd), <=, 1e-6 * sd);
+
+  g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), texts[0][0], -1, FALSE, &error);
+  GbRecord rec = { .logits = GB_LOGITS_NONE };
+  rec.hooks[GB_HOOK_RESID_POST] = 0x2;
+  g_autoptr (GbTrace) plain = gb_model_forward (model, (gint32 *) ids->data, ids->len, &rec, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  const float *row = gb_trace_get (plain, GB_HOOK_RESID_POST, 1) + (gsize) (ids->len - 1) * N_EMBD;
+  double z_plain = gb_steer_layer_projection_z (l, N_EMBD, row, 1);
+  GbIntervention iv[1];
+  gb_steer_vector_interventions (vec, 50.f, 0, iv);
+  g_autoptr (GbTrace) hard = gb_model_forward (model, (gint32 *) ids->data, ids->len, &rec, iv, 1, NULL, &error);
+  g_assert_no_error (error);
+  double z_hard = gb_steer_layer_projection_z (l, N_EMBD, gb_trace_get (hard, GB_HOOK_RESID_POST, 1), ids->len);
+  g_test_message ("z of a training text %.2f, steered x50 %.2f", z_plain, z_hard);
+  g_assert_cmpfloat (z_plain, <, 4);
+  g_assert_cmpfloat (z_hard, >, 20);
+
+  GbSteerLayer unknown = *l;
+  unknown.proj_sd = NAN;
+  g_assert_true (isnan (gb_steer_layer_projection_z (&unknown, N_EMBD, row, 1)));
+}
+
 static void
 test_check_model (void)
 {
@@ -635,6 +685,8 @@ test_json_round_trip (void)
     {
       g_assert_cmpfloat (fabs (back->layers[k].accuracy - vec->layers[k].accuracy), <=, 1e-12);
       g_assert_cmpfloat (fabs (back->layers[k].gap - vec->layers[k].gap), <=, 1e-12);
+      g_assert_cmpfloat (fabs (back->layers[k].proj_mean - vec->layers[k].proj_mean), <=, 1e-12);
+      g_assert_cmpfloat (fabs (back->layers[k].proj_sd - vec->layers[k].proj_sd), <=, 1e-12);
     }
 
   /* Bad files: each names the file and the problem. */
@@ -907,6 +959,7 @@ main (int    argc,
   g_test_add_func ("/engine/steer/apply-cached-equals-full", test_apply_cached_equals_full);
   g_test_add_func ("/engine/steer/check-model", test_check_model);
   g_test_add_func ("/engine/steer/subset", test_subset);
+  g_test_add_func ("/engine/steer/projection-z", test_projection_z);
   g_test_add_func ("/engine/steer/json-round-trip", test_json_round_trip);
   g_test_add_func ("/engine/steer/gguf-layout", test_gguf_layout);
   g_test_add_func ("/engine/steer/gguf-block0-warns", test_gguf_block0_warns);

@@ -12,6 +12,9 @@
 /* Degeneration warning: share of repeated 3-grams in the steered text. */
 #define REPEAT_WARN 0.3
 #define REPEAT_MIN_TOKENS 12
+/* ... or when the steered residual stream's projection on the direction
+ * lands this many training standard deviations from the training texts. */
+#define PROJ_WARN_Z 6.0
 /* A moved slider restarts the steered run once it has rested this long. */
 #define RESTART_MS 180
 #define MAX_SWEEP 12
@@ -39,6 +42,7 @@ typedef struct
   Pane          pane;
   gint64        started_us;
   gint64        gen_us;      /* the worker's time in gb_generate */
+  double        proj_z;      /* steered: gb_steer_layer_projection_z over the run, NaN if unknown */
 } Stream;
 
 typedef struct
@@ -658,21 +662,31 @@ stream_unref (Stream *s)
   g_atomic_rc_box_release_full (s, (GDestroyNotify) stream_free);
 }
 
+/* The honesty badge: the steered text repeats itself, or (@proj_z, known
+ * once the run is done) the steered stream left the training texts' range. */
 static void
-show_degeneration (GbSteeringView *self)
+show_degeneration (GbSteeringView *self,
+                   double          proj_z)
 {
   GArray *ids = self->ids[PANE_STEERED];
   double rate = gb_repetition_rate ((const gint32 *) ids->data, ids->len);
-  gboolean bad = ids->len >= REPEAT_MIN_TOKENS && rate > REPEAT_WARN;
-  if (bad)
+  gboolean repeats = ids->len >= REPEAT_MIN_TOKENS && rate > REPEAT_WARN;
+  gboolean off = isfinite (proj_z) && proj_z > PROJ_WARN_Z;
+  if (repeats || off)
     {
-      g_autofree char *text = g_strdup_printf ("⚠ Degenerate: %.0f%% repeated 3-grams", 100 * rate);
+      g_autofree char *text = repeats ? g_strdup_printf ("⚠ Repetitive (%.0f%%)", 100 * rate)
+                                      : g_strdup_printf ("⚠ Off the map (%.0fσ)", proj_z);
       gtk_label_set_text (self->degenerate_badge, text);
-      gtk_widget_set_tooltip_text (GTK_WIDGET (self->degenerate_badge),
-                                   "The steered text repeats itself. Beyond about ±2, steering often breaks the "
-                                   "model's fluency: try a smaller multiplier or another block.");
+      g_autofree char *why = repeats ? g_strdup_printf ("The steered text repeats itself: %.0f%% of its 3-grams are "
+                                                        "repeats. ", 100 * rate)
+                                     : g_strdup ("");
+      g_autofree char *tip = g_strdup_printf (
+        "%s%sBeyond about ±2, steering often breaks the model's fluency: try a smaller multiplier or another block.", why,
+        off ? "The steered residual stream projects far outside the range of the training texts (in their standard "
+              "deviations along the direction). " : "");
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->degenerate_badge), tip);
     }
-  gtk_widget_set_visible (GTK_WIDGET (self->degenerate_badge), bad);
+  gtk_widget_set_visible (GTK_WIDGET (self->degenerate_badge), repeats || off);
 }
 
 static void
@@ -688,12 +702,22 @@ pane_finished (GbSteeringView *self,
   else if (s->error)
     status = g_strdup_printf ("Stopped · %u tokens", self->ids[pane]->len);
   else
-    status = g_strdup_printf ("%u tokens · %.1f tok/s", self->ids[pane]->len,
+    status = g_strdup_printf ("%u tokens · %.0f tok/s", self->ids[pane]->len,
                               self->ids[pane]->len / MAX (s->gen_us / 1e6, 1e-3));
+  if (pane == PANE_STEERED && isfinite (s->proj_z))
+    {
+      g_autofree char *more = g_strdup_printf ("%s · %.1fσ", status, s->proj_z);
+      g_free (status);
+      status = g_steal_pointer (&more);
+    }
   if (self->demo_done)
-    g_printerr ("steering: %s pane: %u tokens, %.0f ms in the engine, %.0f ms until shown\n",
-                pane == PANE_BASELINE ? "baseline" : "steered", self->ids[pane]->len, s->gen_us / 1e3, secs * 1e3);
+    {
+      g_autofree char *z = pane == PANE_STEERED ? g_strdup_printf (", projection %.1f sd", s->proj_z) : g_strdup ("");
+      g_printerr ("steering: %s pane: %u tokens, %.0f ms in the engine, %.0f ms until shown%s\n",
+                  pane == PANE_BASELINE ? "baseline" : "steered", self->ids[pane]->len, s->gen_us / 1e3, secs * 1e3, z);
+    }
   gtk_label_set_text (pane_status (self, pane), status);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (pane_status (self, pane)), status);
   stream_unref (g_steal_pointer (&self->streams[pane]));
   gtk_widget_set_sensitive (GTK_WIDGET (self->stop_button), any_running (self));
   if (self->demo_done && !any_running (self))
@@ -726,7 +750,7 @@ stream_idle (gpointer data)
     }
   g_array_append_vals (self->ids[s->pane], ids->data, ids->len);
   if (s->pane == PANE_STEERED)
-    show_degeneration (self);
+    show_degeneration (self, done ? s->proj_z : NAN);
   if (done)
     pane_finished (self, s->pane, s);
   else
@@ -781,6 +805,37 @@ gen_job_free (GenJob *job)
   g_free (job);
 }
 
+/* Reruns prompt + continuation with the steering and measures how far the
+ * steered blocks' outputs project past the training texts (one forward). */
+static double
+run_projection_z (GenJob       *job,
+                  GArray       *out,
+                  GCancellable *cancellable)
+{
+  const GbConfig *c = gb_model_get_config (job->model);
+  g_autoptr (GArray) seq = g_array_copy (job->prompt);
+  g_autofree GbIntervention *iv = g_new (GbIntervention, job->vector->n_layers);
+  GbRecord rec = { .logits = GB_LOGITS_NONE };
+  double worst = NAN;
+
+  g_array_append_vals (seq, out->data, out->len);
+  if (seq->len > c->n_positions)
+    g_array_remove_range (seq, 0, seq->len - c->n_positions);
+  guint n_iv = gb_steer_vector_interventions (job->vector, job->multiplier, 0, iv);
+  for (guint i = 0; i < n_iv; i++)
+    rec.hooks[GB_HOOK_RESID_POST] |= G_GUINT64_CONSTANT (1) << job->vector->layers[i].layer;
+  g_autoptr (GbTrace) trace = gb_model_forward (job->model, (const gint32 *) seq->data, seq->len, &rec, iv, n_iv,
+                                                cancellable, NULL);
+  for (guint i = 0; trace != NULL && i < n_iv; i++)
+    {
+      const GbSteerLayer *l = &job->vector->layers[i];
+      double z = gb_steer_layer_projection_z (l, c->n_embd, gb_trace_get (trace, GB_HOOK_RESID_POST, l->layer), seq->len);
+      if (isfinite (z) && !(z <= worst))
+        worst = z;
+    }
+  return worst;
+}
+
 static void
 gen_thread (GTask        *task,
             gpointer      source,
@@ -801,6 +856,9 @@ gen_thread (GTask        *task,
   g_autoptr (GArray) out = gb_generate (job->model, (const gint32 *) job->prompt->data, job->prompt->len, &job->params,
                                         iv, n_iv, on_token_cb, job, NULL, cancellable, &error);
   job->stream->gen_us = g_get_monotonic_time () - t0;
+  job->stream->proj_z = NAN;
+  if (out != NULL && job->vector != NULL && !g_cancellable_is_cancelled (cancellable))
+    job->stream->proj_z = run_projection_z (job, out, cancellable);
   if (out != NULL && g_cancellable_is_cancelled (cancellable))
     g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Stopped");
   stream_push (job->stream, GB_TOKEN_NONE, NULL, TRUE, error);
@@ -892,6 +950,7 @@ start_pane (GbSteeringView *self,
   s->cancellable = g_cancellable_new ();
   s->pane = pane;
   s->started_us = g_get_monotonic_time ();
+  s->proj_z = NAN;
   self->streams[pane] = s;
 
   GenJob *job = g_new0 (GenJob, 1);

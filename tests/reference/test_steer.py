@@ -8,7 +8,8 @@ that glassbox-cli run --dump writes (resid_post.npy [L, T, D]):
 1. mean method: per block, the mean over the training pairs of
    (positive - negative) at the last token (and at --read-pos -2), max
    |engine - numpy| / max |numpy| <= 1e-5; the held-out split (every 5th
-   pair), the held-out accuracy (exact), gap and effect size (1e-4);
+   pair), the held-out accuracy (exact), gap and effect size, and the mean
+   and standard deviation of the training projections (1e-4);
 2. pca method: the first right singular vector of the centred differences
    (as sklearn's PCA in repeng's pca_diff), sign towards the side most
    pairs fall on, scaled by the mean projection, <= 1e-5;
@@ -102,22 +103,27 @@ def reference(pos, neg, method, read_pos):
         acc = ((a > mid).sum() + (b < mid).sum()) / (2 * len(test))
         gap = (a - b).mean()
         effect = gap / np.sqrt((a.var() + b.var()) / 2)
-        out.append((v, acc, gap, effect))
+        pooled = np.concatenate([P[train] @ u, N[train] @ u])
+        out.append((v, acc, gap, effect, pooled.mean(), pooled.std()))
     return out
 
 
 def check_vector(name, vec_path, ref, tap):
     got = json.load(open(vec_path))
     lines, ok = [], True
-    for layer, (v, acc, gap, effect) in enumerate(ref):
+    for layer, (v, acc, gap, effect, pm, ps) in enumerate(ref):
         g = got["layers"][layer]
         e = rel(g["vector"], v)
         de = abs(g["heldout_gap"] - gap) / abs(gap)
         dx = abs(g["heldout_effect"] - effect) / abs(effect)
-        good = g["layer"] == layer and e <= TOL_VEC and g["heldout_accuracy"] == acc and de <= TOL_SCORE and dx <= TOL_SCORE
+        dp = max(abs(g["train_projection_mean"] - pm), abs(g["train_projection_sd"] - ps)) / ps
+        good = (g["layer"] == layer and e <= TOL_VEC and g["heldout_accuracy"] == acc and de <= TOL_SCORE
+                and dx <= TOL_SCORE and dp <= TOL_SCORE)
         ok &= good
-        lines.append("block %d: vector rel err %.2e, accuracy %.3f (numpy %.3f), gap %.4f (numpy %.4f), effect %.3f (numpy %.3f)"
-                     % (layer, e, g["heldout_accuracy"], acc, g["heldout_gap"], gap, g["heldout_effect"], effect))
+        lines.append("block %d: vector rel err %.2e, accuracy %.3f (numpy %.3f), gap %.4f (numpy %.4f), effect %.3f (numpy %.3f), "
+                     "training projections %.3f +- %.3f (numpy %.3f +- %.3f)"
+                     % (layer, e, g["heldout_accuracy"], acc, g["heldout_gap"], gap, g["heldout_effect"], effect,
+                        g["train_projection_mean"], g["train_projection_sd"], pm, ps))
     ok &= got["pairs"]["n_train"] == N_PAIRS - N_PAIRS // HOLDOUT and got["pairs"]["n_heldout"] == N_PAIRS // HOLDOUT
     tap.result(ok, name, lines)
     return got
