@@ -4,7 +4,8 @@
 /* The Steering view under Xvfb, unattended on the bundled demo model: train
  * on the bundled sentiment pairs, stream a baseline and a steered
  * continuation side by side, move the slider ten times quickly (exactly one
- * new steered run must follow), and save a screenshot, light and dark. */
+ * new steered run must follow), run the sweep (Markdown and PNG), and save
+ * a screenshot, light and dark. */
 
 #include <cairo.h>
 #include <string.h>
@@ -28,12 +29,13 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
 static void
 run_gui (Run        *r,
          const char *scheme,
-         const char *shot)
+         const char *shot,
+         const char *sweep)
 {
   const char *argv[] = { g_getenv ("GLASSBOX_GUI"), "--model", GB_DATA_DIR "/models/loan-officer", "--text", "The bank",
                          "--view", "steering", "--steer-pairs", "sentiment", "--steer-layers", "1",
                          "--steer-multiplier", "2", "--steer-prompt", "The hotel room was", "--steer-tokens", "20",
-                         "--steer-wiggle", "--screenshot", shot, NULL };
+                         "--steer-wiggle", "--steer-sweep-png", sweep, "--screenshot", shot, NULL };
   g_auto (GStrv) env = g_get_environ ();
   g_autoptr (GError) error = NULL;
   int status;
@@ -82,9 +84,10 @@ check (const char *scheme,
 {
   g_autofree char *dir = gb_test_tmpdir ();
   g_autofree char *shot = g_build_filename (dir, "steering.png", NULL);
+  g_autofree char *sweep = g_build_filename (dir, "sweep.png", NULL);
   g_auto (Run) r = { 0 };
 
-  run_gui (&r, scheme, shot);
+  run_gui (&r, scheme, shot, sweep);
   g_test_message ("%s", r.err);
   g_assert_cmpint (r.status, ==, 0);
   g_auto (GStrv) lines = g_strsplit (r.err, "\n", -1);
@@ -101,6 +104,15 @@ check (const char *scheme,
   g_assert_cmpstr (base, !=, steered);
   /* Ten quick slider moves start exactly one steered run, alone. */
   g_assert_nonnull (strstr (r.err, "steered runs started after the slider moves: 1; steered runs alive when it started: 1\n"));
+
+  /* The sweep: a Markdown row per multiplier, and its PNG. */
+  const char *rows[] = { "| -2.0 |", "| -1.0 |", "| +0.0 |", "| +1.0 |", "| +2.0 |" };
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    g_assert_nonnull (strstr (r.err, rows[i]));
+  cairo_surface_t *sp = cairo_image_surface_create_from_png (sweep);
+  g_assert_cmpint (cairo_surface_status (sp), ==, CAIRO_STATUS_SUCCESS);
+  g_assert_cmpint (cairo_image_surface_get_height (sp), >=, 60);
+  cairo_surface_destroy (sp);
 
   cairo_surface_t *png = cairo_image_surface_create_from_png (shot);
   g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);

@@ -29,7 +29,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = os.path.join(ROOT, "build", "app", "glassbox-cli")
+CLI = os.environ.get("GLASSBOX_CLI") or os.path.join(ROOT, "build", "app", "glassbox-cli")
 
 PROMPTS = [
     "Yesterday I went to the market and",

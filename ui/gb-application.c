@@ -69,6 +69,7 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "steer-prompt", "s", &a->steer_prompt);
   g_variant_dict_lookup (options, "steer-tokens", "i", &a->steer_tokens);
   g_variant_dict_lookup (options, "steer-wiggle", "b", &a->steer_wiggle);
+  g_variant_dict_lookup (options, "steer-sweep-png", "^ay", &a->steer_sweep_png);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -134,6 +135,7 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.steer_pairs);
   g_free (self->automation.steer_layers);
   g_free (self->automation.steer_prompt);
+  g_free (self->automation.steer_sweep_png);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -167,6 +169,7 @@ gb_application_init (GbApplication *self)
     { "steer-multiplier", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "Steering multiplier", "M" },
     { "steer-prompt", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Prompt to continue", "TEXT" },
     { "steer-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Tokens per pane", "N" },
+    { "steer-sweep-png", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the sweep as PNG there", "FILE" },
     { "steer-wiggle", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Then move the slider ten times quickly", NULL },
     { NULL }
   };

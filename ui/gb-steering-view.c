@@ -154,12 +154,13 @@ struct _GbSteeringView
 
   /* Demo (automation) */
   GbSteeringDemo demo;
-  char          *demo_pairs, *demo_prompt;
+  char          *demo_pairs, *demo_prompt, *demo_png;
   void         (*demo_done) (int, gpointer);
   gpointer       demo_data;
   guint          demo_stage;
   guint          steered_started;
   guint          alive_at_start;
+  guint          demo_frames;
 };
 
 G_DEFINE_FINAL_TYPE (GbSteeringView, gb_steering_view, GTK_TYPE_WIDGET)
@@ -1252,21 +1253,24 @@ static gboolean
 save_widget_png (GtkWidget  *widget,
                  const char *path)
 {
-  const int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  const int pad = 12, w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
+  const gboolean dark = adw_style_manager_get_dark (adw_style_manager_get_default ());
+  const float bg = dark ? 0.14f : 1.f;
   g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (widget);
   GtkSnapshot *snapshot = gtk_snapshot_new ();
 
-  gtk_snapshot_append_color (snapshot, &(GdkRGBA) { 1, 1, 1, adw_style_manager_get_dark (adw_style_manager_get_default ()) ? 0 : 1 },
-                             &GRAPHENE_RECT_INIT (0, 0, w, h));
+  /* An opaque page in the current style, with a margin. */
+  gtk_snapshot_append_color (snapshot, &(GdkRGBA) { bg, bg, bg, 1 }, &GRAPHENE_RECT_INIT (0, 0, w + 2 * pad, h + 2 * pad));
+  gtk_snapshot_translate (snapshot, &GRAPHENE_POINT_INIT (pad, pad));
   gdk_paintable_snapshot (paintable, snapshot, w, h);
   g_autoptr (GskRenderNode) node = gtk_snapshot_free_to_node (snapshot);
   if (node == NULL || w <= 0 || h <= 0)
     return FALSE;
   GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
-  g_autoptr (GdkTexture) texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w, h));
+  g_autoptr (GdkTexture) texture = gsk_renderer_render_texture (renderer, node,
+                                                                &GRAPHENE_RECT_INIT (0, 0, w + 2 * pad, h + 2 * pad));
   g_autoptr (GBytes) png = gdk_texture_save_to_png_bytes (texture);
-  g_autoptr (GError) error = NULL;
-  return gb_file_write_atomic (path, g_bytes_get_data (png, NULL), g_bytes_get_size (png), TRUE, &error);
+  return gb_file_write_atomic (path, g_bytes_get_data (png, NULL), g_bytes_get_size (png), TRUE, NULL);
 }
 
 /* ---- Files ---- */
@@ -1451,6 +1455,24 @@ demo_finish (GbSteeringView *self,
     done (status, self->demo_data);
 }
 
+static gboolean
+demo_export_tick_cb (GtkWidget     *widget,
+                     GdkFrameClock *clock,
+                     gpointer       data)
+{
+  GbSteeringView *self = data;
+  if (++self->demo_frames < 4)
+    {
+      gtk_widget_queue_draw (widget);
+      return G_SOURCE_CONTINUE;
+    }
+  gboolean ok = save_widget_png (widget, self->demo_png);
+  if (!ok)
+    g_printerr ("steering: could not export the sweep to %s\n", self->demo_png);
+  demo_finish (self, ok ? 0 : 1);
+  return G_SOURCE_REMOVE;
+}
+
 /* Stages: 0 train; 1 trained -> generate; 2 both done -> wiggle or sweep;
  * 3..12 wiggling; 100 waiting for the steered run after the wiggle; 200
  * waiting for the sweep. */
@@ -1499,6 +1521,13 @@ demo_step (GbSteeringView *self)
       g_autoptr (GString) lines = g_string_new (md);
       g_string_replace (lines, "\n", "\nsteering: sweep: ", 0);
       g_printerr ("steering: sweep: %s\n", lines->str);
+      if (self->demo_png)
+        {
+          /* The last row was just set: export once the grid has drawn it. */
+          self->demo_frames = 0;
+          gtk_widget_add_tick_callback (GTK_WIDGET (self->sweep_grid), demo_export_tick_cb, self, NULL);
+          return;
+        }
       demo_finish (self, 0);
     }
 }
@@ -1537,6 +1566,7 @@ gb_steering_view_finalize (GObject *object)
   g_atomic_rc_box_release_full (self->train_state, train_progress_clear);
   g_free (self->demo_pairs);
   g_free (self->demo_prompt);
+  g_free (self->demo_png);
   G_OBJECT_CLASS (gb_steering_view_parent_class)->finalize (object);
 }
 
@@ -1669,6 +1699,8 @@ gb_steering_view_run_demo (GbSteeringView       *self,
   g_free (self->demo_prompt);
   self->demo_pairs = g_strdup (demo->pairs ? demo->pairs : "sentiment");
   self->demo_prompt = g_strdup (demo->prompt);
+  g_free (self->demo_png);
+  self->demo_png = g_strdup (demo->sweep_png);
   self->demo.n_tokens = demo->n_tokens ? demo->n_tokens : 30;
   self->demo_done = done;
   self->demo_data = data;

@@ -31,6 +31,7 @@ typedef struct
   const char *prompt;
   guint       n_tokens;
   gboolean    wiggle;
+  const char *sweep_png; /* export the sweep there (may be NULL) */
 } GbSteeringDemo;
 
 void gb_steering_view_run_demo (GbSteeringView       *self,

@@ -895,6 +895,7 @@ run_steering_demo (GbWindow *self)
   GbSteeringDemo demo = {
     .pairs = a->steer_pairs, .multiplier = a->steer_multiplier, .prompt = a->steer_prompt,
     .n_tokens = a->steer_tokens > 0 ? (guint) a->steer_tokens : 30, .wiggle = a->steer_wiggle,
+    .sweep_png = a->steer_sweep_png,
   };
   g_auto (GStrv) parts = g_strsplit (a->steer_layers ? a->steer_layers : "", ",", -1);
 

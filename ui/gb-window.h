@@ -29,6 +29,7 @@ typedef struct
   char  *steer_prompt;
   int    steer_tokens;
   gboolean steer_wiggle;
+  char  *steer_sweep_png;
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
