@@ -205,8 +205,10 @@ format_params (guint64 n)
 {
   if (n >= 1000000000)
     return g_strdup_printf ("%.1fB", n / 1e9);
-  if (n >= 1000000)
+  if (n >= 10000000)
     return g_strdup_printf ("%.0fM", n / 1e6);
+  if (n >= 1000000)
+    return g_strdup_printf ("%.1fM", n / 1e6); /* 3.5M, not 4M */
   if (n >= 1000)
     return g_strdup_printf ("%.0fK", n / 1e3);
   return g_strdup_printf ("%" G_GUINT64_FORMAT, n);
