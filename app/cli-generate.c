@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-cli"
 
+#include <math.h>
 #include <stdio.h>
 
 #include "gb-cli.h"
@@ -19,9 +20,9 @@ int
 gb_cli_generate (int    argc,
                  char **argv)
 {
-  g_autofree char *model_dir = NULL, *prompt = NULL;
-  int max_new = 32, top_k = 0;
-  double temperature = 0, top_p = 1;
+  g_autofree char *model_dir = NULL, *prompt = NULL, *steer = NULL;
+  int max_new = 32, top_k = 0, steer_from = 0;
+  double temperature = 0, top_p = 1, multiplier = 1;
   gint64 seed = 0;
   gboolean truncate = FALSE;
   /* Text options are FILENAME-typed so their bytes reach the tokenizer as
@@ -34,6 +35,9 @@ gb_cli_generate (int    argc,
     { "top-k", 0, 0, G_OPTION_ARG_INT, &top_k, "Sample from the K most likely tokens (0 = all)", "K" },
     { "top-p", 0, 0, G_OPTION_ARG_DOUBLE, &top_p, "Sample from the smallest set with probability >= P (default 1)", "P" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed for sampling (default 0)", "S" },
+    { "steer", 0, 0, G_OPTION_ARG_FILENAME, &steer, "Add a steering vector (glassbox-cli steer train, or a llama.cpp control-vector GGUF)", "VEC" },
+    { "multiplier", 0, 0, G_OPTION_ARG_DOUBLE, &multiplier, "Scale of the steering vector (default 1; 0 = none)", "M" },
+    { "steer-from", 0, 0, G_OPTION_ARG_INT, &steer_from, "Steer from this absolute token position on (default 0: prompt and continuation)", "POS" },
     { "truncate", 0, 0, G_OPTION_ARG_NONE, &truncate, "Keep the end of a prompt longer than the context instead of failing", NULL },
     { NULL }
   };
@@ -46,8 +50,10 @@ gb_cli_generate (int    argc,
     return code;
   if (prompt == NULL)
     return gb_cli_usage ("--prompt TEXT is required");
-  if (max_new < 0 || top_k < 0 || seed < 0)
-    return gb_cli_usage ("--max-new-tokens, --top-k and --seed must not be negative");
+  if (max_new < 0 || top_k < 0 || seed < 0 || steer_from < 0)
+    return gb_cli_usage ("--max-new-tokens, --top-k, --seed and --steer-from must not be negative");
+  if (!isfinite (multiplier))
+    return gb_cli_usage ("--multiplier must be a finite number");
 
   GbGenerateParams params;
   gb_generate_params_init (&params);
@@ -61,6 +67,22 @@ gb_cli_generate (int    argc,
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
   if (model == NULL)
     return gb_cli_fail (error);
+  g_autoptr (GbSteerVector) vec = NULL;
+  g_autofree GbIntervention *iv = NULL;
+  guint n_iv = 0;
+  if (steer != NULL)
+    {
+      vec = gb_steer_vector_load (steer, &error);
+      if (vec == NULL)
+        return gb_cli_fail (error);
+      if (!gb_steer_vector_check (vec, model, &error))
+        {
+          g_prefix_error (&error, "%s: ", steer);
+          return gb_cli_fail (error);
+        }
+      iv = g_new (GbIntervention, vec->n_layers);
+      n_iv = gb_steer_vector_interventions (vec, (float) multiplier, (guint) steer_from, iv);
+    }
   g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), prompt, -1, FALSE, &error);
   if (ids == NULL)
     return gb_cli_fail (error);
@@ -68,7 +90,7 @@ gb_cli_generate (int    argc,
     return gb_cli_usage ("the prompt is empty");
 
   guint truncated = 0;
-  g_autoptr (GArray) out = gb_generate (model, (gint32 *) ids->data, ids->len, &params, NULL, 0, print_piece_cb, NULL,
+  g_autoptr (GArray) out = gb_generate (model, (gint32 *) ids->data, ids->len, &params, iv, n_iv, print_piece_cb, NULL,
                                         &truncated, NULL, &error);
   if (out == NULL)
     return gb_cli_fail (error);

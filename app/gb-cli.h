@@ -41,5 +41,11 @@ int gb_cli_eval (int argc, char **argv);
 int gb_cli_train_tokenizer (int argc, char **argv);
 int gb_cli_heads (int argc, char **argv);
 int gb_cli_attention (int argc, char **argv);
+int gb_cli_steer (int argc, char **argv);
+
+/* "3", "1-4", "1,3,5" or "all" (mask 0) -> bit mask of blocks. */
+gboolean gb_cli_parse_layers (const char *spec,
+                              guint64    *mask,
+                              GError    **error);
 
 G_END_DECLS

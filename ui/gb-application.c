@@ -3,6 +3,7 @@
 
 #include "gb-application.h"
 #include "gb-build-config.h"
+#include "gb-kernels.h"
 #include "gb-window.h"
 
 struct _GbApplication
@@ -63,6 +64,14 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
   g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
   g_variant_dict_lookup (options, "frame-stats", "b", &a->frame_stats);
+  g_variant_dict_lookup (options, "view", "s", &a->view);
+  g_variant_dict_lookup (options, "steer-pairs", "^ay", &a->steer_pairs);
+  g_variant_dict_lookup (options, "steer-layers", "s", &a->steer_layers);
+  g_variant_dict_lookup (options, "steer-multiplier", "d", &a->steer_multiplier);
+  g_variant_dict_lookup (options, "steer-prompt", "s", &a->steer_prompt);
+  g_variant_dict_lookup (options, "steer-tokens", "i", &a->steer_tokens);
+  g_variant_dict_lookup (options, "steer-wiggle", "b", &a->steer_wiggle);
+  g_variant_dict_lookup (options, "steer-sweep-png", "^ay", &a->steer_sweep_png);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -92,6 +101,18 @@ gb_application_startup (GApplication *app)
   };
 
   G_APPLICATION_CLASS (gb_application_parent_class)->startup (app);
+  /* The window decodes one token at a time on worker threads, two at once in
+   * the Steering view: one-row products gain nothing from OpenBLAS's own
+   * threads, which spin on the cores the main loop needs. Measured on the
+   * demo model, 2 busy cores: longest frame gap while both panes stream
+   * 130-180 ms with 2 BLAS threads, 16-32 ms with 1. The environment still
+   * decides when set (the engine then leaves the count alone). */
+  if (g_getenv ("OPENBLAS_NUM_THREADS") == NULL && g_getenv ("GOTO_NUM_THREADS") == NULL &&
+      g_getenv ("OMP_NUM_THREADS") == NULL)
+    {
+      g_setenv ("OPENBLAS_NUM_THREADS", "1", TRUE);
+      gb_blas_set_threads (1);
+    }
   g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);
@@ -124,6 +145,11 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.aggregation);
   g_free (self->automation.export_path);
   g_free (self->automation.screenshot);
+  g_free (self->automation.view);
+  g_free (self->automation.steer_pairs);
+  g_free (self->automation.steer_layers);
+  g_free (self->automation.steer_prompt);
+  g_free (self->automation.steer_sweep_png);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -152,12 +178,21 @@ gb_application_init (GbApplication *self)
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
     { "frame-stats", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Print the frame-clock gaps seen while the text ran", NULL },
+    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Unattended: run this view's demo (steering)", "NAME" },
+    { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
+    { "steer-layers", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Blocks to steer, e.g. 2,3", "A,B" },
+    { "steer-multiplier", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "Steering multiplier", "M" },
+    { "steer-prompt", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Prompt to continue", "TEXT" },
+    { "steer-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Tokens per pane", "N" },
+    { "steer-sweep-png", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the sweep as PNG there", "FILE" },
+    { "steer-wiggle", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Then move the slider ten times quickly", NULL },
     { NULL }
   };
 
   self->automation.layer = self->automation.head = -1;
   self->automation.pin_query = self->automation.pin_key = -1;
   self->automation.export_scale = 1;
+  self->automation.steer_multiplier = 2;
   g_application_add_main_option_entries (G_APPLICATION (self), options);
 }
 

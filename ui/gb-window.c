@@ -7,6 +7,7 @@
 #include "gb-attention-grid.h"
 #include "gb-attention-render.h"
 #include "gb-build-config.h"
+#include "gb-steering-view.h"
 #include "gb-token-bars.h"
 #include "gb-window.h"
 
@@ -82,6 +83,8 @@ struct _GbWindow
   GtkStack             *figure_stack;
   GbAttentionGrid      *grid;
   GbTokenBars          *bars;
+  AdwViewStack         *stack;
+  GbSteeringView       *steering_view;
 
   /* Borrowed */
   const GbAutomation *automation;
@@ -432,6 +435,7 @@ load_done_cb (GObject      *source,
   self->model = g_steal_pointer (&r->model);
   self->scores = g_steal_pointer (&r->scores);
   load_result_free (r);
+  gb_steering_view_set_model (self->steering_view, self->model);
 
   remember_model (self, gb_model_get_path (self->model));
   rebuild_model_menu (self);
@@ -973,12 +977,47 @@ screenshot_cb (gpointer data)
 }
 
 static void
+steering_demo_done (int      status,
+                    gpointer data)
+{
+  GbWindow *self = data;
+  if (status != 0 || self->automation->screenshot == NULL)
+    automation_done (self, status);
+  else
+    g_timeout_add (300, screenshot_cb, self);
+}
+
+static gboolean
+run_steering_demo (GbWindow *self)
+{
+  const GbAutomation *a = self->automation;
+  GbSteeringDemo demo = {
+    .pairs = a->steer_pairs, .multiplier = a->steer_multiplier, .prompt = a->steer_prompt,
+    .n_tokens = a->steer_tokens > 0 ? (guint) a->steer_tokens : 30, .wiggle = a->steer_wiggle,
+    .sweep_png = a->steer_sweep_png,
+  };
+  g_auto (GStrv) parts = g_strsplit (a->steer_layers ? a->steer_layers : "", ",", -1);
+
+  for (guint i = 0; parts[i]; i++)
+    {
+      guint64 l;
+      if (g_ascii_string_to_unsigned (g_strstrip (parts[i]), 10, 0, 63, &l, NULL))
+        demo.blocks |= G_GUINT64_CONSTANT (1) << l;
+    }
+  adw_view_stack_set_visible_child_name (self->stack, "steering");
+  gb_steering_view_run_demo (self->steering_view, &demo, steering_demo_done, self);
+  return TRUE;
+}
+
+static void
 apply_automation (GbWindow *self)
 {
   const GbAutomation *a = self->automation;
   g_autoptr (GError) error = NULL;
   static const char *kinds[] = { "head", "mean", "rollout", "token" };
 
+  if (g_strcmp0 (a->view, "steering") == 0 && run_steering_demo (self))
+    return;
   self->updating = TRUE;
   if (a->layer >= 0)
     gtk_spin_button_set_value (self->layer_spin, a->layer);
@@ -1206,6 +1245,7 @@ gb_window_class_init (GbWindowClass *klass)
 
   g_type_ensure (GB_TYPE_ATTENTION_GRID);
   g_type_ensure (GB_TYPE_TOKEN_BARS);
+  g_type_ensure (GB_TYPE_STEERING_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/glassbox/Glassbox/gb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GbWindow, toasts);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, switcher_title);
@@ -1234,6 +1274,8 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_stack);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, grid);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, bars);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, steering_view);
   gtk_widget_class_bind_template_callback (widget_class, text_activate_cb);
   gtk_widget_class_bind_template_callback (widget_class, token_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, head_activated_cb);

@@ -21,6 +21,16 @@ typedef struct
   char  *screenshot;
   int    pin_query, pin_key;
   gboolean frame_stats; /* print frame-clock gaps seen while the text ran */
+  /* --view steering: train on @steer_pairs, steer @steer_layers ("" = the
+   * best block) at @steer_multiplier, generate from @steer_prompt. */
+  char  *view;
+  char  *steer_pairs;
+  char  *steer_layers;
+  double steer_multiplier;
+  char  *steer_prompt;
+  int    steer_tokens;
+  gboolean steer_wiggle;
+  char  *steer_sweep_png;
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
