@@ -8,6 +8,7 @@
 #include "gb-error.h"
 #include "gb-kernels.h"
 #include "gb-model-private.h"
+#include "gb-parallel.h"
 
 /* Scratch for one forward call over T positions. */
 typedef struct
@@ -222,6 +223,79 @@ head_scale (const GbIntervention *iv,
   return s;
 }
 
+/* Glassbox's own loops, split across the BLAS threads (gb-parallel.h):
+ * while one thread runs them alone, the other cores only wait. */
+typedef struct
+{
+  float *scores;
+  guint  N, pos0;
+} SoftmaxRows;
+
+static void
+softmax_rows (gsize    begin,
+              gsize    end,
+              gpointer data)
+{
+  const SoftmaxRows *r = data;
+  for (gsize i = begin; i < end; i++)
+    {
+      float *row = r->scores + i * r->N;
+      const guint n_visible = r->pos0 + (guint) i + 1;
+      gb_softmax (row, n_visible);
+      memset (row + n_visible, 0, (r->N - n_visible) * sizeof (float));
+    }
+}
+
+typedef struct
+{
+  float   *x;
+  gboolean erf;
+} GeluRange;
+
+static void
+gelu_range (gsize    begin,
+            gsize    end,
+            gpointer data)
+{
+  const GeluRange *g = data;
+  if (g->erf)
+    gb_gelu_erf (g->x + begin, end - begin);
+  else
+    gb_gelu_new (g->x + begin, end - begin);
+}
+
+typedef struct
+{
+  float       *out;
+  const float *in, *w, *b;
+  guint        D;
+  float        eps;
+} LayerNormRows;
+
+static void
+layernorm_rows (gsize    begin,
+                gsize    end,
+                gpointer data)
+{
+  const LayerNormRows *l = data;
+  gb_layernorm (l->out + begin * l->D, l->in + begin * l->D, l->w, l->b, (guint) (end - begin), l->D, l->eps);
+}
+
+static void
+layernorm (float       *out,
+           const float *in,
+           const float *w,
+           const float *b,
+           guint        T,
+           guint        D,
+           float        eps)
+{
+  LayerNormRows l = { out, in, w, b, D, eps };
+  gb_parallel_range (T, 32, layernorm_rows, &l);
+}
+
+#define ATTN_TILE 128
+
 /* Causal self-attention of T new queries over N = pos0 + T keys.
  *   qkv    [T, 3D]  queries at columns [0, D)
  *   k, v   [N, D]   the cache, including the T new rows
@@ -251,23 +325,28 @@ attention (GbModel              *self,
         cblas_sgemv (CblasRowMajor, CblasNoTrans, N, hd, scale, k + h * hd, D, s->qkv + h * hd, 1, 0.f,
                      s->scores, 1);
       else
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, hd, scale, s->qkv + h * hd, 3 * D,
-                     k + h * hd, D, 0.f, s->scores, N);
-      for (guint i = 0; i < T; i++)
-        {
-          float *row = s->scores + (gsize) i * N;
-          guint n_visible = pos0 + i + 1;
-          gb_softmax (row, n_visible);
-          memset (row + n_visible, 0, (N - n_visible) * sizeof (float));
-        }
+        /* Causal: a tile of queries needs the keys up to its last row only,
+         * which halves the products at T = N (the softmax zeroes the rest). */
+        for (guint i0 = 0; i0 < T; i0 += ATTN_TILE)
+          {
+            const guint m = MIN (ATTN_TILE, T - i0), n_keys = pos0 + i0 + m;
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, n_keys, hd, scale,
+                         s->qkv + (gsize) i0 * 3 * D + h * hd, 3 * D, k + h * hd, D, 0.f, s->scores + (gsize) i0 * N, N);
+          }
+      SoftmaxRows rows = { s->scores, N, pos0 };
+      gb_parallel_range (T, 32, softmax_rows, &rows);
       if (pattern != NULL)
         memcpy (pattern + (gsize) h * T * N, s->scores, (gsize) T * N * sizeof (float));
       float sc = head_scale (iv, n_iv, layer, h);
       if (T == 1)
         cblas_sgemv (CblasRowMajor, CblasTrans, N, hd, sc, v + h * hd, D, s->scores, 1, 0.f, s->z + h * hd, 1);
       else
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, N, sc, s->scores, N, v + h * hd, D,
-                     0.f, s->z + h * hd, D);
+        for (guint i0 = 0; i0 < T; i0 += ATTN_TILE)
+          {
+            const guint m = MIN (ATTN_TILE, T - i0), n_keys = pos0 + i0 + m;
+            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, n_keys, sc, s->scores + (gsize) i0 * N, N,
+                         v + h * hd, D, 0.f, s->z + (gsize) i0 * D + h * hd, D);
+          }
     }
 }
 
@@ -300,7 +379,7 @@ block_forward (GbModel              *self,
 
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_PRE, l, s->x, pos0, T);
 
-  gb_layernorm (s->h, s->x, w->ln1_w, w->ln1_b, T, D, eps);
+  layernorm (s->h, s->x, w->ln1_w, w->ln1_b, T, D, eps);
   gb_matmul (s->qkv, s->h, w->qkv_w, w->qkv_b, T, D, 3 * D);
   for (guint t = 0; t < T; t++)
     {
@@ -321,12 +400,10 @@ block_forward (GbModel              *self,
   add_rows (s->x, s->a, TD);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_MID, l, s->x, pos0, T);
 
-  gb_layernorm (s->h, s->x, w->ln2_w, w->ln2_b, T, D, eps);
+  layernorm (s->h, s->x, w->ln2_w, w->ln2_b, T, D, eps);
   gb_matmul (s->f, s->h, w->fc_w, w->fc_b, T, D, F);
-  if (self->activation == GB_ACT_GELU)
-    gb_gelu_erf (s->f, (gsize) T * F);
-  else
-    gb_gelu_new (s->f, (gsize) T * F);
+  GeluRange gelu = { s->f, self->activation == GB_ACT_GELU };
+  gb_parallel_range ((gsize) T * F, 65536, gelu_range, &gelu);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_POST, l, s->f, pos0, T);
   gb_matmul (s->a, s->f, w->out_w, w->out_b, T, F, D);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_OUT, l, s->a, pos0, T);
@@ -418,7 +495,7 @@ head_forward (GbModel        *self,
   guint first = all ? 0 : T - 1, rows = T - first;
   float *h = s->h + (gsize) first * D;
 
-  gb_layernorm (h, s->x + (gsize) first * D, self->lnf_w, self->lnf_b, rows, D,
+  layernorm (h, s->x + (gsize) first * D, self->lnf_w, self->lnf_b, rows, D,
                 (float) c->layer_norm_epsilon);
   if (trace != NULL && (rec == NULL || rec->logits != GB_LOGITS_NONE))
     {

@@ -65,6 +65,9 @@ VARIANTS = [
      dict(dtype="f32", prefix=True, classifier=True), dict(text=SHORT_TEXT)),
     ("long text (~100 tokens)", dict(dtype="f32", prefix=True),
      dict(text=LONG_TEXT, min_tokens=90)),
+    ("300 tokens (the attention's causal query tiles: 128 + 128 + 44)",
+     dict(dtype="f32", prefix=True, n_positions=320),
+     dict(tokens=[(i * 7919 + 13) % 50257 for i in range(150)] * 2)),
     ("one-token text", dict(dtype="f32", prefix=True),
      dict(text=ONE_TOKEN_TEXT, n_tokens=1)),
     ("config: n_inner 192, layer_norm_epsilon 1e-3",
@@ -173,7 +176,7 @@ def check_variant(np, ref, cli, vocab, root, index, opts, inputs):
     seed = 1000 + index
     n_labels = len(LABELS) if opts.get("classifier") else 0
     config = ref.make_config(
-        n_layer=opts.get("n_layer", 2), n_head=4, n_embd=64, n_positions=128,
+        n_layer=opts.get("n_layer", 2), n_head=4, n_embd=64, n_positions=opts.get("n_positions", 128),
         vocab_size=50257, n_inner=opts.get("n_inner"),
         layer_norm_epsilon=opts.get("eps", 1e-5),
         id2label=LABELS if n_labels else None, dtype=opts["dtype"],

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "gb-parallel.h"
+
+#include "gb-kernels.h"
+
+#define MAX_PARTS 16
+
+typedef struct
+{
+  GbRangeFunc func;
+  gpointer    data;
+  GMutex      lock;
+  GCond       done;
+  guint       pending;
+} Job;
+
+typedef struct
+{
+  Job  *job;
+  gsize begin, end;
+} Part;
+
+static void
+run_part (gpointer item,
+          gpointer user_data)
+{
+  Part *p = item;
+  Job *job = p->job;
+
+  job->func (p->begin, p->end, job->data);
+  g_mutex_lock (&job->lock);
+  if (--job->pending == 0)
+    g_cond_signal (&job->done);
+  g_mutex_unlock (&job->lock);
+}
+
+static GThreadPool *
+shared_pool (void)
+{
+  static gsize once = 0;
+  static GThreadPool *pool;
+
+  if (g_once_init_enter (&once))
+    {
+      /* Non-exclusive: threads are made on demand and shared by callers. */
+      pool = g_thread_pool_new (run_part, NULL, MAX_PARTS - 1, FALSE, NULL);
+      g_once_init_leave (&once, 1);
+    }
+  return pool;
+}
+
+void
+gb_parallel_range (gsize       n,
+                   gsize       grain,
+                   GbRangeFunc func,
+                   gpointer    data)
+{
+  int threads = gb_blas_get_threads ();
+  gsize parts = (gsize) CLAMP (threads, 1, MAX_PARTS);
+
+  grain = MAX (grain, 1);
+  parts = MIN (parts, n / grain);
+  if (parts <= 1)
+    {
+      if (n > 0)
+        func (0, n, data);
+      return;
+    }
+
+  Job job = { func, data };
+  Part p[MAX_PARTS];
+  g_mutex_init (&job.lock);
+  g_cond_init (&job.done);
+  job.pending = (guint) parts - 1;
+  for (gsize k = 0; k < parts; k++)
+    p[k] = (Part) { &job, n * k / parts, n * (k + 1) / parts };
+  GThreadPool *pool = shared_pool ();
+  for (gsize k = 1; k < parts; k++)
+    if (!g_thread_pool_push (pool, &p[k], NULL))
+      run_part (&p[k], NULL); /* no thread could be made: do it here */
+  func (p[0].begin, p[0].end, data);
+  g_mutex_lock (&job.lock);
+  while (job.pending > 0)
+    g_cond_wait (&job.done, &job.lock);
+  g_mutex_unlock (&job.lock);
+  g_mutex_clear (&job.lock);
+  g_cond_clear (&job.done);
+}
