@@ -105,13 +105,17 @@ gb_application_startup (GApplication *app)
    * the Steering view: one-row products gain nothing from OpenBLAS's own
    * threads, which spin on the cores the main loop needs. Measured on the
    * demo model, 2 busy cores: longest frame gap while both panes stream
-   * 130-180 ms with 2 BLAS threads, 16-32 ms with 1. The environment still
-   * decides when set (the engine then leaves the count alone). */
+   * 130-180 ms with 2 BLAS threads, 16-32 ms with 1. So the app leaves one
+   * core to the main loop: one thread fewer than there are cores (1 here;
+   * long prefills on a bigger laptop still use the rest). The environment
+   * still decides when set (the engine then leaves the count alone). */
   if (g_getenv ("OPENBLAS_NUM_THREADS") == NULL && g_getenv ("GOTO_NUM_THREADS") == NULL &&
       g_getenv ("OMP_NUM_THREADS") == NULL)
     {
-      g_setenv ("OPENBLAS_NUM_THREADS", "1", TRUE);
-      gb_blas_set_threads (1);
+      const int n = MAX (1, (int) g_get_num_processors () - 1);
+      g_autofree char *value = g_strdup_printf ("%d", n);
+      g_setenv ("OPENBLAS_NUM_THREADS", value, TRUE);
+      gb_blas_set_threads (n);
     }
   g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
