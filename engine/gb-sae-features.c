@@ -395,7 +395,7 @@ add_contexts (JsonBuilder *b,
       json_builder_set_member_name (b, "acts");
       json_builder_begin_array (b);
       for (guint t = 0; t < c->n; t++)
-        json_builder_add_double_value (b, round (c->acts[t] * 1e4) / 1e4);
+        json_builder_add_double_value (b, c->acts[t]);
       json_builder_end_array (b);
       json_builder_end_object (b);
     }
@@ -414,7 +414,7 @@ add_effects (JsonBuilder  *b,
     {
       json_builder_begin_array (b);
       json_builder_add_int_value (b, ids[r]);
-      json_builder_add_double_value (b, round (vals[r] * 1e4) / 1e4);
+      json_builder_add_double_value (b, vals[r]);
       json_builder_end_array (b);
     }
   json_builder_end_array (b);
