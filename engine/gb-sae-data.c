@@ -766,7 +766,7 @@ gb_sae_train_on_model (GbModel               *model,
           p.explained_variance = st.var > 0 ? 1 - st.mse / st.var : NAN;
           p.dead_fraction = gb_sae_trainer_dead_fraction (trainer);
           p.tokens_per_s = el > 0 ? (done - done_at_start) / el : 0;
-          p.eta_s = p.tokens_per_s > 0 ? (o->n_tokens - done) / p.tokens_per_s : NAN;
+          p.eta_s = p.tokens_per_s > 0 ? (done < o->n_tokens ? o->n_tokens - done : 0) / p.tokens_per_s : NAN;
           report (progress, progress_data, &p);
           if (o->checkpoint_every > 0 && p.step % o->checkpoint_every == 0
               && !gb_sae_trainer_save (trainer, o->output_dir, error))

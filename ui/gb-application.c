@@ -62,6 +62,11 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
   g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
   g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  g_variant_dict_lookup (options, "view", "s", &a->view);
+  g_variant_dict_lookup (options, "sae", "^ay", &a->sae);
+  g_variant_dict_lookup (options, "sae-corpus", "^ay", &a->sae_corpus);
+  g_variant_dict_lookup (options, "search", "s", &a->search);
+  g_variant_dict_lookup (options, "feature", "i", &a->feature);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -123,6 +128,10 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.aggregation);
   g_free (self->automation.export_path);
   g_free (self->automation.screenshot);
+  g_free (self->automation.view);
+  g_free (self->automation.sae);
+  g_free (self->automation.sae_corpus);
+  g_free (self->automation.search);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -150,11 +159,17 @@ gb_application_init (GbApplication *self)
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "attention or features", "VIEW" },
+    { "sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "SAE folder to open in the Features view", "DIR" },
+    { "sae-corpus", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Corpus for the SAE's features", "FILE" },
+    { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
+    { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Show this feature's page", "N" },
     { NULL }
   };
 
   self->automation.layer = self->automation.head = -1;
   self->automation.pin_query = self->automation.pin_key = -1;
+  self->automation.feature = -1;
   self->automation.export_scale = 1;
   g_application_add_main_option_entries (G_APPLICATION (self), options);
 }

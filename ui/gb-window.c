@@ -7,6 +7,7 @@
 #include "gb-attention-grid.h"
 #include "gb-attention-render.h"
 #include "gb-build-config.h"
+#include "gb-features-view.h"
 #include "gb-token-bars.h"
 #include "gb-window.h"
 
@@ -80,6 +81,8 @@ struct _GbWindow
   GtkStack             *figure_stack;
   GbAttentionGrid      *grid;
   GbTokenBars          *bars;
+  AdwViewStack         *stack;
+  GbFeaturesView       *features_view;
 
   /* Borrowed */
   const GbAutomation *automation;
@@ -378,6 +381,7 @@ load_done_cb (GObject      *source,
   remember_model (self, gb_model_get_path (self->model));
   rebuild_model_menu (self);
   update_header (self);
+  gb_features_view_set_model (self->features_view, self->model);
   gtk_stack_set_visible_child_name (self->attention_stack, "main");
   if (self->automation && self->automation->text)
     gtk_editable_set_text (GTK_EDITABLE (self->text_entry), self->automation->text);
@@ -874,6 +878,31 @@ screenshot_cb (gpointer data)
 }
 
 static void
+features_ready_cb (GbWindow *self)
+{
+  const GbAutomation *a = self->automation;
+
+  g_signal_handlers_disconnect_by_data (self->features_view, self);
+  if (a->search)
+    gb_features_view_search (self->features_view, a->search);
+  if (a->feature >= 0)
+    gb_features_view_select (self->features_view, a->feature);
+  if (a->screenshot)
+    g_timeout_add (300, screenshot_cb, self);
+  else
+    automation_done (self, 0);
+}
+
+static void
+features_failed_cb (GbWindow   *self,
+                    const char *message)
+{
+  g_signal_handlers_disconnect_by_data (self->features_view, self);
+  g_printerr ("glassbox: %s\n", message);
+  automation_done (self, 1);
+}
+
+static void
 apply_automation (GbWindow *self)
 {
   const GbAutomation *a = self->automation;
@@ -897,6 +926,17 @@ apply_automation (GbWindow *self)
       g_printerr ("glassbox: %s\n", error->message);
       automation_done (self, 1);
       return;
+    }
+  if (g_strcmp0 (a->view, "features") == 0)
+    {
+      adw_view_stack_set_visible_child_name (self->stack, "features");
+      if (a->sae)
+        {
+          g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (features_ready_cb), self);
+          g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (features_failed_cb), self);
+          gb_features_view_open (self->features_view, a->sae, a->sae_corpus);
+          return;
+        }
     }
   if (a->screenshot)
     /* Give GTK a few frames to lay out and draw what just changed. */
@@ -1111,6 +1151,7 @@ gb_window_class_init (GbWindowClass *klass)
 
   g_type_ensure (GB_TYPE_ATTENTION_GRID);
   g_type_ensure (GB_TYPE_TOKEN_BARS);
+  g_type_ensure (GB_TYPE_FEATURES_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/glassbox/Glassbox/gb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GbWindow, toasts);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, switcher_title);
@@ -1138,6 +1179,8 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_stack);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, grid);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, bars);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, features_view);
   gtk_widget_class_bind_template_callback (widget_class, text_activate_cb);
   gtk_widget_class_bind_template_callback (widget_class, token_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, head_activated_cb);

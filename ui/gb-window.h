@@ -20,6 +20,13 @@ typedef struct
   double export_scale;
   char  *screenshot;
   int    pin_query, pin_key;
+  /* The Features view: show it, open @sae on @sae_corpus, then search and
+   * select @feature (-1: none) before the screenshot. */
+  char  *view;         /* "attention" (default) or "features" */
+  char  *sae;
+  char  *sae_corpus;
+  char  *search;
+  int    feature;
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
