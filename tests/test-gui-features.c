@@ -7,6 +7,7 @@
  * cleanly. */
 
 #include <cairo.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 
 #include "gb-test-util.h"
@@ -92,7 +93,7 @@ shoot (const char *const *env,
   g_autofree char *shot = g_build_filename (dir, name, NULL);
   g_autofree char *err = NULL;
   int status = spawn (env, &err, "--model", model_dir, "--view", "features", "--sae", sae_dir, "--sae-corpus", corpus,
-                      "--feature", "0", "--screenshot", shot, NULL);
+                      "--feature", "1", "--screenshot", shot, NULL);
   g_test_message ("%s", err);
   g_assert_cmpint (status, ==, 0);
   assert_clean_stderr (err);
@@ -126,6 +127,47 @@ test_gallery_dark (void)
   g_assert_cmpuint (n, >, 500);
   g_assert_cmpfloat (mean_luma (png), <, 0.35);
   cairo_surface_destroy (png);
+}
+
+static void
+test_export (void)
+{
+  const char *names[] = { "gallery.html", "gallery.json", "feature.png" };
+  g_autofree char *dir = gb_test_tmpdir ();
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *path = g_build_filename (dir, names[i], NULL);
+      g_autofree char *err = NULL, *data = NULL;
+      gsize len;
+      int status = spawn (NULL, &err, "--model", model_dir, "--view", "features", "--sae", sae_dir, "--sae-corpus", corpus,
+                          "--feature", "1", "--export-features", path, NULL);
+      g_test_message ("%s: %s", names[i], err);
+      g_assert_cmpint (status, ==, 0);
+      assert_clean_stderr (err);
+      g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+      if (i == 0)
+        {
+          g_assert_true (g_str_has_prefix (data, "<!DOCTYPE html>"));
+          g_assert_nonnull (strstr (data, "rgba(255,159,28,"));
+          g_assert_nonnull (strstr (data, "</html>"));
+        }
+      else if (i == 1)
+        {
+          g_autoptr (JsonParser) parser = json_parser_new ();
+          g_autoptr (GError) error = NULL;
+          g_assert_true (json_parser_load_from_data (parser, data, (gssize) len, &error));
+          JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+          g_assert_cmpuint (json_array_get_length (json_object_get_array_member (root, "features")), >, 0);
+        }
+      else
+        {
+          cairo_surface_t *png = cairo_image_surface_create_from_png (path);
+          g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);
+          g_assert_cmpint (cairo_image_surface_get_width (png), >, 200);
+          g_assert_cmpuint (orange_pixels (png), >, 100);
+          cairo_surface_destroy (png);
+        }
+    }
 }
 
 static void
@@ -179,6 +221,7 @@ main (int    argc,
 
   g_test_add_func ("/ui/features/gallery-light", test_gallery_light);
   g_test_add_func ("/ui/features/gallery-dark", test_gallery_dark);
+  g_test_add_func ("/ui/features/export", test_export);
   g_test_add_func ("/ui/features/broken-sae", test_broken_sae);
   return g_test_run ();
 }

@@ -66,8 +66,14 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "sae", "^ay", &a->sae);
   g_variant_dict_lookup (options, "sae-corpus", "^ay", &a->sae_corpus);
   g_variant_dict_lookup (options, "search", "s", &a->search);
-  g_variant_dict_lookup (options, "feature", "i", &a->feature);
-  self->automated = a->export_path != NULL || a->screenshot != NULL;
+  /* A string, since GApplication cannot tell an integer option's 0 from unset. */
+  g_autofree char *feature = NULL;
+  gint64 index;
+  if (g_variant_dict_lookup (options, "feature", "s", &feature)
+      && g_ascii_string_to_signed (feature, 10, 0, G_MAXINT, &index, NULL))
+    a->feature = (int) index;
+  g_variant_dict_lookup (options, "export-features", "^ay", &a->export_features);
+  self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
   return -1;
 }
 
@@ -132,6 +138,7 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.sae);
   g_free (self->automation.sae_corpus);
   g_free (self->automation.search);
+  g_free (self->automation.export_features);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -163,7 +170,8 @@ gb_application_init (GbApplication *self)
     { "sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "SAE folder to open in the Features view", "DIR" },
     { "sae-corpus", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Corpus for the SAE's features", "FILE" },
     { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
-    { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Show this feature's page", "N" },
+    { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this feature's page", "N" },
+    { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },
     { NULL }
   };
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-ui"
 
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <math.h>
 
 #include "gb-build-config.h"
@@ -576,7 +578,17 @@ card_bind_cb (GtkSignalListItemFactory *factory,
   GtkWidget *snip = gtk_widget_get_next_sibling (stats);
   for (guint i = 0; snip != NULL; i++, snip = gtk_widget_get_next_sibling (snip))
     {
-      g_autofree char *m = i < f->top->len ? context_markup (tok, f->top->pdata[i], f->max_act) : g_strdup ("");
+      g_autofree char *m = NULL;
+      if (i < f->top->len)
+        {
+          /* Cards show a few tokens either side of the peak, so it stays in view. */
+          const GbSaeContext *c = f->top->pdata[i];
+          const guint first = c->peak > 6 ? c->peak - 6 : 0, last = MIN (c->n, c->peak + 6);
+          GbSaeContext near = { c->tokens + first, c->acts + first, last - first, c->peak - first, c->value };
+          m = context_markup (tok, &near, f->max_act);
+        }
+      else
+        m = g_strdup ("");
       gtk_label_set_markup (GTK_LABEL (snip), m);
       gtk_widget_set_visible (snip, i < f->top->len);
     }
@@ -788,7 +800,7 @@ show_sae (GbFeaturesView *self)
                                                  : g_strdup (s->kind == GB_SAE_STANDARD ? "L1 (ReLU)" : "JumpReLU");
   g_autofree char *title = g_strdup_printf ("%s · blocks.%u.%s · %u → %u latents · %s", name, s->layer,
                                             gb_hook_name (s->hook), s->d_in, s->d_sae, kind);
-  g_autofree char *metrics = g_strdup_printf ("Explained variance %.3f · L0 %.1f · dead %.1f%% · next-token loss +%.3f "
+  g_autofree char *metrics = g_strdup_printf ("Explained variance %.3f · L0 %.1f · dead %.1f%% · next-token loss %+.3f "
                                               "(%.3f → %.3f) · features measured on %" G_GUINT64_FORMAT " tokens of %s",
                                               m->explained_variance, m->mean_l0, 100 * m->dead_fraction, m->loss_increase,
                                               m->clean_loss, m->spliced_loss, self->analysis->n_tokens,
@@ -1076,6 +1088,266 @@ show_train_dialog (GbFeaturesView *self)
   gtk_window_present (f->window);
 }
 
+/* ---- Export ---- */
+
+/* The features the gallery shows, in its order. */
+static GPtrArray *
+shown_features (GbFeaturesView *self)
+{
+  GListModel *m = G_LIST_MODEL (self->selection);
+  GPtrArray *out = g_ptr_array_new ();
+  for (guint i = 0; i < g_list_model_get_n_items (m); i++)
+    {
+      g_autoptr (GbFeatureItem) item = g_list_model_get_item (m, i);
+      g_ptr_array_add (out, (gpointer) item->feature);
+    }
+  return out;
+}
+
+static void
+html_context (GString            *s,
+              GbTokenizer        *tok,
+              const GbSaeContext *c,
+              float               scale)
+{
+  g_string_append (s, "<div class=\"snippet\">");
+  for (guint i = 0; i < c->n; i++)
+    {
+      g_autofree char *t = token_text (tok, c->tokens[i]);
+      g_autofree char *esc = g_markup_escape_text (t, -1);
+      const double a = scale > 0 ? CLAMP (c->acts[i] / scale, 0, 1) : 0;
+      if (a > 0.02)
+        g_string_append_printf (s, "<span style=\"background: rgba(255,159,28,%.2f)%s\" title=\"%.3f\">%s</span>",
+                                0.08 + 0.8 * a, i == c->peak ? "; font-weight: bold" : "", c->acts[i], esc);
+      else
+        g_string_append (s, esc);
+    }
+  g_string_append (s, "</div>\n");
+}
+
+static char *
+gallery_html (GbFeaturesView *self)
+{
+  GbTokenizer *tok = gb_model_get_tokenizer (self->model);
+  g_autoptr (GPtrArray) feats = shown_features (self);
+  GString *s = g_string_new ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Glassbox features</title>\n<style>\n"
+                             "body { font-family: sans-serif; margin: 2em; } .card { border: 1px solid #ccc; border-radius: 8px; "
+                             "padding: 0.6em 1em; margin: 0.6em 0; } .snippet { font-family: monospace; white-space: pre-wrap; "
+                             "margin: 0.2em 0; } .dim { color: #666; } .chip { font-family: monospace; padding: 0 4px; "
+                             "border-radius: 4px; background: #e6f4ea; margin-right: 4px; }\n</style></head><body>\n");
+  g_autofree char *title = g_markup_escape_text (gtk_label_get_text (self->title), -1);
+  g_autofree char *metrics = g_markup_escape_text (gtk_label_get_text (self->metrics), -1);
+  g_string_append_printf (s, "<h1>%s</h1>\n<p class=\"dim\">%s</p>\n", title, metrics);
+  for (guint i = 0; i < feats->len; i++)
+    {
+      const GbSaeFeature *f = feats->pdata[i];
+      g_autofree char *label = g_markup_escape_text (f->label ? f->label : "", -1);
+      g_autofree char *freq = format_percent (f->frequency);
+      g_string_append_printf (s, "<div class=\"card\"><h3>#%u %s</h3><p class=\"dim\">fires on %s of tokens · max %.2f</p><p>",
+                              f->index, label, freq, f->max_act);
+      for (guint r = 0; r < 5 && f->promoted[r] >= 0; r++)
+        {
+          g_autofree char *t = token_text (tok, f->promoted[r]);
+          g_autofree char *esc = g_markup_escape_text (t, -1);
+          g_string_append_printf (s, "<span class=\"chip\">%s %+.2f</span>", esc, f->promoted_logit[r]);
+        }
+      g_string_append (s, "</p>\n");
+      for (guint c = 0; c < MIN (5u, f->top->len); c++)
+        html_context (s, tok, f->top->pdata[c], f->max_act);
+      g_string_append (s, "</div>\n");
+    }
+  g_string_append (s, "</body></html>\n");
+  return g_string_free (s, FALSE);
+}
+
+static void
+json_tokens (JsonBuilder        *b,
+             GbTokenizer        *tok,
+             const GbSaeContext *c)
+{
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "tokens");
+  json_builder_begin_array (b);
+  for (guint t = 0; t < c->n; t++)
+    {
+      g_autofree char *s = gb_tokenizer_decode (tok, &c->tokens[t], 1, NULL);
+      json_builder_add_string_value (b, s ? s : "");
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "acts");
+  json_builder_begin_array (b);
+  for (guint t = 0; t < c->n; t++)
+    json_builder_add_double_value (b, c->acts[t]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "peak");
+  json_builder_add_int_value (b, c->peak);
+  json_builder_end_object (b);
+}
+
+static char *
+gallery_json (GbFeaturesView *self)
+{
+  GbTokenizer *tok = gb_model_get_tokenizer (self->model);
+  g_autoptr (GPtrArray) feats = shown_features (self);
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sae");
+  json_builder_add_string_value (b, gtk_label_get_text (self->title));
+  json_builder_set_member_name (b, "metrics");
+  json_builder_add_string_value (b, gtk_label_get_text (self->metrics));
+  json_builder_set_member_name (b, "features");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < feats->len; i++)
+    {
+      const GbSaeFeature *f = feats->pdata[i];
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "index");
+      json_builder_add_int_value (b, f->index);
+      json_builder_set_member_name (b, "label");
+      json_builder_add_string_value (b, f->label ? f->label : "");
+      json_builder_set_member_name (b, "frequency");
+      json_builder_add_double_value (b, f->frequency);
+      json_builder_set_member_name (b, "max_act");
+      json_builder_add_double_value (b, f->max_act);
+      json_builder_set_member_name (b, "promoted");
+      json_builder_begin_array (b);
+      for (guint r = 0; r < 10 && f->promoted[r] >= 0; r++)
+        {
+          g_autofree char *t = gb_tokenizer_decode (tok, &f->promoted[r], 1, NULL);
+          json_builder_add_string_value (b, t ? t : "");
+        }
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "top");
+      json_builder_begin_array (b);
+      for (guint c = 0; c < f->top->len; c++)
+        json_tokens (b, tok, f->top->pdata[c]);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  return json_to_string (root, TRUE);
+}
+
+static gboolean
+save_feature_png (GbFeaturesView *self,
+                  const char     *path,
+                  GError        **error)
+{
+  GtkWidget *w = self->detail;
+  const int width = gtk_widget_get_width (w), height = gtk_widget_get_height (w);
+  if (self->selected < 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No feature page is shown");
+      return FALSE;
+    }
+  if (width <= 0 || height <= 0 || !gtk_widget_get_mapped (w))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING, "The feature page is not laid out yet");
+      return FALSE;
+    }
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (w);
+  GtkSnapshot *snap = gtk_snapshot_new ();
+  GdkRGBA bg = { 1, 1, 1, 1 };
+  if (adw_style_manager_get_dark (adw_style_manager_get_default ()))
+    bg = (GdkRGBA) { 0.14, 0.14, 0.14, 1 };
+  gtk_snapshot_append_color (snap, &bg, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  gdk_paintable_snapshot (paintable, snap, width, height);
+  g_autoptr (GskRenderNode) node = gtk_snapshot_free_to_node (snap);
+  GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (w));
+  g_autoptr (GdkTexture) tex = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  g_autofree char *tmp = g_strconcat (path, ".part", NULL);
+  if (!gdk_texture_save_to_png (tex, tmp) || g_rename (tmp, path) != 0)
+    {
+      g_remove (tmp);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: could not write the PNG", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+gb_features_view_export (GbFeaturesView *self,
+                         const char     *path,
+                         GError        **error)
+{
+  g_return_val_if_fail (GB_IS_FEATURES_VIEW (self), FALSE);
+  if (self->analysis == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No SAE is open");
+      return FALSE;
+    }
+  if (g_str_has_suffix (path, ".png"))
+    return save_feature_png (self, path, error);
+  g_autofree char *data = NULL;
+  if (g_str_has_suffix (path, ".html") || g_str_has_suffix (path, ".htm"))
+    data = gallery_html (self);
+  else if (g_str_has_suffix (path, ".json"))
+    data = gallery_json (self);
+  else
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s: export to .html, .json or .png (the feature page)", path);
+      return FALSE;
+    }
+  /* g_file_set_contents writes a temporary file and renames it into place. */
+  return g_file_set_contents (path, data, -1, error);
+}
+
+static void
+export_response_cb (GtkNativeDialog *dialog,
+                    int              response,
+                    gpointer         data)
+{
+  GbFeaturesView *self = data;
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+      g_autoptr (GError) error = NULL;
+      if (path && !gb_features_view_export (self, path, &error))
+        gtk_label_set_text (self->metrics, error->message);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+export_clicked_cb (GtkButton      *button,
+                   GbFeaturesView *self)
+{
+  const char *name = g_object_get_data (G_OBJECT (button), "name");
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new ("Export", GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
+                                               GTK_FILE_CHOOSER_ACTION_SAVE, "_Export", "_Cancel");
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (self->chooser), name);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (export_response_cb), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static GtkWidget *
+build_export_menu (GbFeaturesView *self)
+{
+  GtkWidget *button = gtk_menu_button_new ();
+  GtkWidget *pop = gtk_popover_new ();
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  const char *labels[][2] = { { "Gallery as HTML…", "features.html" }, { "Gallery as JSON…", "features.json" },
+                              { "Feature page as PNG…", "feature.png" } };
+  gtk_menu_button_set_label (GTK_MENU_BUTTON (button), "Export");
+  for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
+    {
+      GtkWidget *b = gtk_button_new_with_label (labels[i][0]);
+      gtk_widget_add_css_class (b, "flat");
+      g_object_set_data (G_OBJECT (b), "name", (gpointer) labels[i][1]);
+      g_signal_connect (b, "clicked", G_CALLBACK (export_clicked_cb), self);
+      g_signal_connect_swapped (b, "clicked", G_CALLBACK (gtk_popover_popdown), pop);
+      gtk_box_append (GTK_BOX (box), b);
+    }
+  gtk_popover_set_child (GTK_POPOVER (pop), box);
+  gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), pop);
+  return button;
+}
+
 /* ---- Actions ---- */
 
 static void
@@ -1149,6 +1421,7 @@ build_toolbar (GbFeaturesView *self)
   gtk_box_append (GTK_BOX (bar), GTK_WIDGET (self->sort));
   gtk_box_append (GTK_BOX (bar), GTK_WIDGET (self->hide_dead));
   gtk_box_append (GTK_BOX (bar), GTK_WIDGET (self->count));
+  gtk_box_append (GTK_BOX (bar), build_export_menu (self));
   return bar;
 }
 
@@ -1404,7 +1677,10 @@ gb_features_view_select (GbFeaturesView *self,
           return;
         }
     }
+  /* Hidden by the filter (a dead feature, say): its page all the same. */
   gtk_single_selection_set_selected (self->selection, GTK_INVALID_LIST_POSITION);
+  if (self->analysis && index >= 0 && (guint) index < self->analysis->n_features)
+    show_feature (self, &self->analysis->features[index]);
 }
 
 void

@@ -34,6 +34,11 @@ void        gb_features_view_select (GbFeaturesView *self,
 /* Filters the gallery as the search entry does. */
 void        gb_features_view_search (GbFeaturesView *self,
                                      const char     *text);
+/* Exports the gallery as shown (filtered, sorted) to .html or .json, or
+ * the current feature page to .png. */
+gboolean    gb_features_view_export (GbFeaturesView *self,
+                                     const char     *path,
+                                     GError        **error);
 /* Cancels the running job, if any. */
 void        gb_features_view_cancel (GbFeaturesView *self);
 

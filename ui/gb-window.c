@@ -877,6 +877,29 @@ screenshot_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+features_export_cb (gpointer data)
+{
+  GbWindow *self = data;
+  g_autoptr (GError) error = NULL;
+
+  static guint tries;
+
+  if (!gb_features_view_export (self->features_view, self->automation->export_features, &error)
+      && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING) && ++tries < 100)
+    return G_SOURCE_CONTINUE;
+  if (error != NULL)
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      automation_done (self, 1);
+    }
+  else if (self->automation->screenshot)
+    g_timeout_add (100, screenshot_cb, self);
+  else
+    automation_done (self, 0);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 features_ready_cb (GbWindow *self)
 {
@@ -887,7 +910,10 @@ features_ready_cb (GbWindow *self)
     gb_features_view_search (self->features_view, a->search);
   if (a->feature >= 0)
     gb_features_view_select (self->features_view, a->feature);
-  if (a->screenshot)
+  if (a->export_features)
+    /* The feature page needs a frame to be laid out before it is drawn. */
+    g_timeout_add (300, features_export_cb, self);
+  else if (a->screenshot)
     g_timeout_add (300, screenshot_cb, self);
   else
     automation_done (self, 0);

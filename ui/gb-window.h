@@ -27,6 +27,7 @@ typedef struct
   char  *sae_corpus;
   char  *search;
   int    feature;
+  char  *export_features;  /* .html, .json (gallery) or .png (feature page) */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
