@@ -73,6 +73,7 @@ gb_application_handle_local_options (GApplication *app,
       && g_ascii_string_to_signed (feature, 10, 0, G_MAXINT, &index, NULL))
     a->feature = (int) index;
   g_variant_dict_lookup (options, "export-features", "^ay", &a->export_features);
+  g_variant_dict_lookup (options, "features-text", "s", &a->features_text);
   self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
   return -1;
 }
@@ -139,6 +140,7 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.sae_corpus);
   g_free (self->automation.search);
   g_free (self->automation.export_features);
+  g_free (self->automation.features_text);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -171,6 +173,7 @@ gb_application_init (GbApplication *self)
     { "sae-corpus", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Corpus for the SAE's features", "FILE" },
     { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
     { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this feature's page", "N" },
+    { "features-text", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show the features on this text", "TEXT" },
     { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },
     { NULL }
   };

@@ -87,6 +87,9 @@ struct _GbFeaturesView
   GtkWidget          *detail_scroll;
   GtkWidget          *detail;
   GtkWidget          *histogram;
+  GtkEntry           *text_entry;
+  GtkWidget          *text_expander;
+  GtkWidget          *text_tokens;
 
   /* Owned */
   GbModel            *model;
@@ -1348,6 +1351,129 @@ build_export_menu (GbFeaturesView *self)
   return button;
 }
 
+
+/* ---- Features on a text ---- */
+
+static void
+token_feature_clicked_cb (GtkButton      *button,
+                          GbFeaturesView *self)
+{
+  int index = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (button), "feature"));
+  GtkWidget *pop = gtk_widget_get_ancestor (GTK_WIDGET (button), GTK_TYPE_POPOVER);
+  if (pop)
+    gtk_popover_popdown (GTK_POPOVER (pop));
+  gb_features_view_select (self, index);
+}
+
+/* One token: a button whose popover lists its strongest features. */
+static GtkWidget *
+token_button (GbFeaturesView *self,
+              gint32          id,
+              const float    *z)
+{
+  GbTokenizer *tok = gb_model_get_tokenizer (self->model);
+  const guint ds = self->sae->d_sae;
+  guint best[5] = { 0 };
+  guint n = 0;
+  for (guint j = 0; j < ds; j++)
+    {
+      if (!(z[j] > 0) || (n == 5 && !(z[j] > z[best[4]])))
+        continue;
+      guint p = n < 5 ? n++ : 4;
+      while (p > 0 && z[j] > z[best[p - 1]])
+        {
+          best[p] = best[p - 1];
+          p--;
+        }
+      best[p] = j;
+    }
+  g_autofree char *text = token_text (tok, id);
+  GtkWidget *button = gtk_menu_button_new ();
+  gtk_menu_button_set_label (GTK_MENU_BUTTON (button), text);
+  gtk_widget_add_css_class (button, "flat");
+  gtk_widget_add_css_class (button, "token-button");
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  if (n == 0)
+    gtk_box_append (GTK_BOX (box), dim_label ("No feature fires here"));
+  for (guint i = 0; i < n; i++)
+    {
+      const GbSaeFeature *f = &self->analysis->features[best[i]];
+      g_autofree char *label = g_strdup_printf ("#%u %s  %.2f", best[i], f->label ? f->label : "", z[best[i]]);
+      GtkWidget *b = gtk_button_new_with_label (label);
+      gtk_widget_add_css_class (b, "flat");
+      g_object_set_data (G_OBJECT (b), "feature", GINT_TO_POINTER (best[i]));
+      g_signal_connect (b, "clicked", G_CALLBACK (token_feature_clicked_cb), self);
+      gtk_box_append (GTK_BOX (box), b);
+    }
+  GtkWidget *pop = gtk_popover_new ();
+  gtk_popover_set_child (GTK_POPOVER (pop), box);
+  gtk_menu_button_set_popover (GTK_MENU_BUTTON (button), pop);
+  return button;
+}
+
+static void
+text_activate_cb (GbFeaturesView *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->text_entry));
+  g_autoptr (GError) error = NULL;
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (self->text_tokens)) != NULL)
+    gtk_flow_box_remove (GTK_FLOW_BOX (self->text_tokens), child);
+  if (self->sae == NULL || *text == '\0')
+    return;
+  GbTokenizer *tok = gb_model_get_tokenizer (self->model);
+  g_autoptr (GArray) ids = gb_tokenizer_encode (tok, text, -1, FALSE, &error);
+  if (ids == NULL)
+    {
+      gtk_flow_box_append (GTK_FLOW_BOX (self->text_tokens), dim_label (error->message));
+      return;
+    }
+  const guint ctx = gb_model_get_config (self->model)->n_positions;
+  gint32 eot = gb_tokenizer_get_eot (tok);
+  g_autoptr (GArray) seq = g_array_new (FALSE, FALSE, sizeof (gint32));
+  if (eot != GB_TOKEN_NONE)
+    g_array_append_val (seq, eot);
+  g_array_append_vals (seq, ids->data, MIN (ids->len, ctx - 1));
+  GbRecord rec = { { 0 }, GB_LOGITS_NONE };
+  rec.hooks[self->sae->hook] = (guint64) 1 << self->sae->layer;
+  g_autoptr (GbTrace) tr = gb_model_forward (self->model, (gint32 *) seq->data, seq->len, &rec, NULL, 0, NULL, &error);
+  if (tr == NULL || seq->len < 2)
+    return;
+  const guint n = seq->len - 1, d = self->sae->d_in, ds = self->sae->d_sae;
+  g_autofree float *x = g_memdup2 (gb_trace_get (tr, self->sae->hook, self->sae->layer) + d, (gsize) n * d * sizeof (float));
+  g_autofree float *z = g_new (float, (gsize) n * ds);
+  gb_sae_preprocess (self->sae, x, n, NULL);
+  gb_sae_encode (self->sae, z, x, n);
+  for (guint t = 0; t < n; t++)
+    gtk_flow_box_append (GTK_FLOW_BOX (self->text_tokens),
+                         token_button (self, g_array_index (seq, gint32, t + 1), z + (gsize) t * ds));
+}
+
+static GtkWidget *
+build_text_panel (GbFeaturesView *self)
+{
+  GtkWidget *expander = gtk_expander_new ("Features on this text");
+  self->text_expander = expander;
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
+  self->text_entry = GTK_ENTRY (gtk_entry_new ());
+  gtk_entry_set_placeholder_text (self->text_entry, "Paste a text and press Enter; click a token to see its strongest features");
+  g_signal_connect_swapped (self->text_entry, "activate", G_CALLBACK (text_activate_cb), self);
+  self->text_tokens = gtk_flow_box_new ();
+  gtk_flow_box_set_selection_mode (GTK_FLOW_BOX (self->text_tokens), GTK_SELECTION_NONE);
+  gtk_flow_box_set_max_children_per_line (GTK_FLOW_BOX (self->text_tokens), 40);
+  /* Bounded, so a long text never squeezes the gallery. */
+  GtkWidget *scroll = gtk_scrolled_window_new ();
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_propagate_natural_height (GTK_SCROLLED_WINDOW (scroll), TRUE);
+  gtk_scrolled_window_set_max_content_height (GTK_SCROLLED_WINDOW (scroll), 110);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), self->text_tokens);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->text_entry));
+  gtk_box_append (GTK_BOX (box), scroll);
+  gtk_expander_set_child (GTK_EXPANDER (expander), box);
+  return expander;
+}
+
 /* ---- Actions ---- */
 
 static void
@@ -1466,6 +1592,7 @@ build_gallery (GbFeaturesView *self)
   gtk_label_set_wrap (self->metrics, TRUE);
   gtk_box_append (GTK_BOX (left), GTK_WIDGET (self->title));
   gtk_box_append (GTK_BOX (left), GTK_WIDGET (self->metrics));
+  gtk_box_append (GTK_BOX (left), build_text_panel (self));
 
   self->store = g_list_store_new (GB_TYPE_FEATURE_ITEM);
   self->filter = gtk_custom_filter_new (filter_cb, self, NULL);
@@ -1673,7 +1800,6 @@ gb_features_view_select (GbFeaturesView *self,
       if ((int) item->feature->index == index)
         {
           gtk_single_selection_set_selected (self->selection, i);
-          gtk_widget_activate_action (GTK_WIDGET (self->grid), "list.scroll-to-item", "u", i);
           return;
         }
     }
@@ -1697,4 +1823,14 @@ gb_features_view_cancel (GbFeaturesView *self)
 {
   g_return_if_fail (GB_IS_FEATURES_VIEW (self));
   g_cancellable_cancel (self->cancellable);
+}
+
+void
+gb_features_view_show_text (GbFeaturesView *self,
+                            const char     *text)
+{
+  g_return_if_fail (GB_IS_FEATURES_VIEW (self));
+  gtk_expander_set_expanded (GTK_EXPANDER (self->text_expander), TRUE);
+  gtk_editable_set_text (GTK_EDITABLE (self->text_entry), text);
+  text_activate_cb (self);
 }

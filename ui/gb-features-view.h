@@ -39,6 +39,9 @@ void        gb_features_view_search (GbFeaturesView *self,
 gboolean    gb_features_view_export (GbFeaturesView *self,
                                      const char     *path,
                                      GError        **error);
+/* "Features on this text": each token of @text with its strongest features. */
+void        gb_features_view_show_text (GbFeaturesView *self,
+                                        const char     *text);
 /* Cancels the running job, if any. */
 void        gb_features_view_cancel (GbFeaturesView *self);
 

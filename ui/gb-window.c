@@ -910,6 +910,8 @@ features_ready_cb (GbWindow *self)
     gb_features_view_search (self->features_view, a->search);
   if (a->feature >= 0)
     gb_features_view_select (self->features_view, a->feature);
+  if (a->features_text)
+    gb_features_view_show_text (self->features_view, a->features_text);
   if (a->export_features)
     /* The feature page needs a frame to be laid out before it is drawn. */
     g_timeout_add (300, features_export_cb, self);

@@ -28,6 +28,7 @@ typedef struct
   char  *search;
   int    feature;
   char  *export_features;  /* .html, .json (gallery) or .png (feature page) */
+  char  *features_text;    /* "Features on this text" */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
