@@ -640,7 +640,7 @@ gb_sae_train_on_model (GbModel               *model,
   const GbConfig *cfg = gb_model_get_config (model);
   const guint d = gb_model_hook_width (model, o->hook);
   const guint B = MAX (1u, o->train.batch_size);
-  const guint nbuf = MAX (o->buffer_tokens, B);
+  const guint nbuf = (guint) MAX (MIN ((guint64) o->buffer_tokens, o->n_tokens), (guint64) B);
   g_autoptr (GbSaeTrainer) trainer = NULL;
   g_autoptr (GbTokenWindows) held = NULL;
   GbSaeProgress p = { 0 };

@@ -171,6 +171,36 @@ test_export (void)
 }
 
 static void
+test_train_through_ui (void)
+{
+  g_autofree char *out = gb_test_tmp_path ("ui-sae", NULL);
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *shot = g_build_filename (dir, "trained.png", NULL);
+  g_autofree char *err = NULL;
+  int status = spawn (NULL, &err, "--model", model_dir, "--view", "features", "--train-sae", out, "--train-tokens", "2048",
+                      "--sae-corpus", corpus, "--screenshot", shot, NULL);
+  g_test_message ("%s", err);
+  g_assert_cmpint (status, ==, 0);
+  assert_clean_stderr (err);
+  const char *files[] = { "cfg.json", "sae_weights.safetensors", "trainer_state.safetensors", "features.json" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *p = g_build_filename (out, files[i], NULL);
+      g_assert_true (g_file_test (p, G_FILE_TEST_EXISTS));
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbSae) sae = gb_sae_load (out, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (sae->d_sae, ==, 8 * 12);
+  g_assert_cmpuint (sae->layer, ==, 1);
+  g_assert_cmpuint (sae->trained_tokens, >=, 2048);
+  cairo_surface_t *png = cairo_image_surface_create_from_png (shot);
+  g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);
+  g_assert_cmpuint (orange_pixels (png), >, 500);
+  cairo_surface_destroy (png);
+}
+
+static void
 test_broken_sae (void)
 {
   g_autofree char *dir = gb_test_tmpdir ();
@@ -222,6 +252,7 @@ main (int    argc,
   g_test_add_func ("/ui/features/gallery-light", test_gallery_light);
   g_test_add_func ("/ui/features/gallery-dark", test_gallery_dark);
   g_test_add_func ("/ui/features/export", test_export);
+  g_test_add_func ("/ui/features/train", test_train_through_ui);
   g_test_add_func ("/ui/features/broken-sae", test_broken_sae);
   return g_test_run ();
 }

@@ -74,6 +74,8 @@ gb_application_handle_local_options (GApplication *app,
     a->feature = (int) index;
   g_variant_dict_lookup (options, "export-features", "^ay", &a->export_features);
   g_variant_dict_lookup (options, "features-text", "s", &a->features_text);
+  g_variant_dict_lookup (options, "train-sae", "^ay", &a->train_sae);
+  g_variant_dict_lookup (options, "train-tokens", "s", &a->train_tokens);
   self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
   return -1;
 }
@@ -141,6 +143,8 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.search);
   g_free (self->automation.export_features);
   g_free (self->automation.features_text);
+  g_free (self->automation.train_sae);
+  g_free (self->automation.train_tokens);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -173,6 +177,8 @@ gb_application_init (GbApplication *self)
     { "sae-corpus", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Corpus for the SAE's features", "FILE" },
     { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
     { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this feature's page", "N" },
+    { "train-sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Train an SAE into this folder (Features view)", "DIR" },
+    { "train-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Its token budget", "N" },
     { "features-text", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show the features on this text", "TEXT" },
     { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },
     { NULL }

@@ -983,7 +983,6 @@ train_clicked_cb (GtkButton *button,
   JobData *d = g_new0 (JobData, 1);
   const guint width = gb_model_hook_width (self->model, hooks[gtk_drop_down_get_selected (f->hook)]);
 
-  d->train = TRUE;
   gb_sae_run_options_init (&d->run);
   d->run.layer = (guint) gtk_spin_button_get_value_as_int (f->layer);
   d->run.hook = hooks[gtk_drop_down_get_selected (f->hook)];
@@ -992,12 +991,9 @@ train_clicked_cb (GtkButton *button,
   d->run.train.k = (guint) gtk_spin_button_get_value_as_int (f->k);
   d->run.train.l1 = gtk_spin_button_get_value (f->l1);
   d->run.n_tokens = (guint64) gtk_spin_button_get_value (f->tokens);
-  d->train_corpus = g_strdup (gtk_editable_get_text (GTK_EDITABLE (f->corpus)));
-  d->sae_dir = g_strdup (gtk_editable_get_text (GTK_EDITABLE (f->output)));
-  d->run.corpus_path = d->train_corpus;
-  d->run.output_dir = d->sae_dir;
-  d->corpus = g_strdup (self->corpus);
-  start_job (self, d, "Collecting activations…");
+  gb_features_view_train (self, &d->run, gtk_editable_get_text (GTK_EDITABLE (f->corpus)),
+                          gtk_editable_get_text (GTK_EDITABLE (f->output)));
+  g_free (d);
   gtk_window_destroy (f->window);
 }
 
@@ -1833,4 +1829,29 @@ gb_features_view_show_text (GbFeaturesView *self,
   gtk_expander_set_expanded (GTK_EXPANDER (self->text_expander), TRUE);
   gtk_editable_set_text (GTK_EDITABLE (self->text_entry), text);
   text_activate_cb (self);
+}
+
+void
+gb_features_view_train (GbFeaturesView        *self,
+                        const GbSaeRunOptions *options,
+                        const char            *corpus,
+                        const char            *output_dir)
+{
+  g_return_if_fail (GB_IS_FEATURES_VIEW (self));
+  g_return_if_fail (options != NULL && corpus != NULL && output_dir != NULL);
+  if (self->model == NULL)
+    {
+      g_signal_emit (self, signals[SIGNAL_FAILED], 0, "No model is loaded");
+      return;
+    }
+  JobData *d = g_new0 (JobData, 1);
+  d->train = TRUE;
+  d->run = *options;
+  d->train_corpus = g_strdup (corpus);
+  d->sae_dir = g_strdup (output_dir);
+  d->run.corpus_path = d->train_corpus;
+  d->run.output_dir = d->sae_dir;
+  d->run.heldout_path = NULL;
+  d->corpus = g_strdup (self->corpus);
+  start_job (self, d, "Collecting activations…");
 }

@@ -28,6 +28,12 @@ void        gb_features_view_set_model (GbFeaturesView *self,
 void        gb_features_view_open (GbFeaturesView *self,
                                    const char     *sae_dir,
                                    const char     *corpus);
+/* Trains an SAE on @corpus into @output_dir (on a worker, with progress),
+ * then opens it; the held-out metrics come from the corpus past the budget. */
+void        gb_features_view_train (GbFeaturesView        *self,
+                                    const GbSaeRunOptions *options,
+                                    const char            *corpus,
+                                    const char            *output_dir);
 /* Shows feature @index's page (-1: none). */
 void        gb_features_view_select (GbFeaturesView *self,
                                      int             index);

@@ -958,6 +958,21 @@ apply_automation (GbWindow *self)
   if (g_strcmp0 (a->view, "features") == 0)
     {
       adw_view_stack_set_visible_child_name (self->stack, "features");
+      if (a->train_sae)
+        {
+          /* The Train dialog's defaults: the middle layer's resid_post, TopK k = 32, 8x. */
+          const GbConfig *c = gb_model_get_config (self->model);
+          GbSaeRunOptions o;
+          gb_sae_run_options_init (&o);
+          o.layer = c->n_layer / 2;
+          o.train.d_sae = 8 * c->n_embd;
+          o.n_tokens = a->train_tokens ? g_ascii_strtoull (a->train_tokens, NULL, 10) : 500000;
+          g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (features_ready_cb), self);
+          g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (features_failed_cb), self);
+          gb_features_view_train (self->features_view, &o, a->sae_corpus ? a->sae_corpus : gb_features_view_default_corpus (),
+                                  a->train_sae);
+          return;
+        }
       if (a->sae)
         {
           g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (features_ready_cb), self);

@@ -29,6 +29,8 @@ typedef struct
   int    feature;
   char  *export_features;  /* .html, .json (gallery) or .png (feature page) */
   char  *features_text;    /* "Features on this text" */
+  char  *train_sae;        /* train an SAE into this folder (on @sae_corpus) instead of opening @sae */
+  char  *train_tokens;     /* its budget */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
