@@ -147,6 +147,54 @@ make_label (GbTokenizer  *tok,
   return g_string_free (s, FALSE);
 }
 
+/* Top N_EFFECTS entries each way of logits[V]. */
+static void
+top_effects (const float *logits,
+             guint        V,
+             gint32      *promoted,
+             float       *promoted_logit,
+             gint32      *suppressed,
+             float       *suppressed_logit)
+{
+  for (guint r = 0; r < N_EFFECTS; r++)
+    promoted[r] = suppressed[r] = -1;
+  for (guint v = 0; v < V; v++)
+    for (guint side = 0; side < 2; side++)
+      {
+        gint32 *ids = side ? suppressed : promoted;
+        float *vals = side ? suppressed_logit : promoted_logit;
+        const float key = side ? -logits[v] : logits[v];
+        if (ids[N_EFFECTS - 1] >= 0 && !(key > (side ? -vals[N_EFFECTS - 1] : vals[N_EFFECTS - 1])))
+          continue;
+        guint p = N_EFFECTS - 1;
+        while (p > 0 && (ids[p - 1] < 0 || key > (side ? -vals[p - 1] : vals[p - 1])))
+          {
+            ids[p] = ids[p - 1];
+            vals[p] = vals[p - 1];
+            p--;
+          }
+        ids[p] = (gint32) v;
+        vals[p] = logits[v];
+      }
+}
+
+/* The decoder rows [first, first + n) in raw activation space, through the
+ * unembedding: logits [n, V] = dirs [n, d] @ W_U^T. */
+static void
+effect_logits (GbModel     *model,
+               const GbSae *sae,
+               guint        first,
+               guint        n,
+               float       *logits)
+{
+  const guint V = model->config->n_vocab, d = sae->d_in;
+  g_autofree float *dirs = g_new (float, (gsize) n * d);
+  for (guint r = 0; r < n; r++)
+    for (guint i = 0; i < d; i++)
+      dirs[(gsize) r * d + i] = sae->W_dec[(gsize) (first + r) * d + i] * (sae->norm_std ? sae->norm_std[i] : 1.0f);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, V, d, 1.0f, dirs, d, model->lm_head, d, 0.0f, logits, V);
+}
+
 void
 gb_sae_logit_effects (GbModel     *model,
                       const GbSae *sae,
@@ -156,36 +204,9 @@ gb_sae_logit_effects (GbModel     *model,
                       gint32      *suppressed,
                       float       *suppressed_logit)
 {
-  const guint V = model->config->n_vocab, d = sae->d_in;
-  g_autofree float *dir = g_new (float, d), *logits = g_new (float, V);
-
-  /* The decoder row in raw activation space. */
-  for (guint i = 0; i < d; i++)
-    dir[i] = sae->W_dec[(gsize) j * d + i] * (sae->norm_std ? sae->norm_std[i] : 1.0f);
-  cblas_sgemv (CblasRowMajor, CblasNoTrans, V, d, 1.0f, model->lm_head, d, dir, 1, 0.0f, logits, 1);
-  for (guint r = 0; r < N_EFFECTS; r++)
-    promoted[r] = suppressed[r] = -1;
-  for (guint v = 0; v < V; v++)
-    {
-      const float x = logits[v];
-      for (guint side = 0; side < 2; side++)
-        {
-          gint32 *ids = side ? suppressed : promoted;
-          float *vals = side ? suppressed_logit : promoted_logit;
-          const float key = side ? -x : x;
-          if (ids[N_EFFECTS - 1] >= 0 && !(key > (side ? -vals[N_EFFECTS - 1] : vals[N_EFFECTS - 1])))
-            continue;
-          guint p = N_EFFECTS - 1;
-          while (p > 0 && (ids[p - 1] < 0 || key > (side ? -vals[p - 1] : vals[p - 1])))
-            {
-              ids[p] = ids[p - 1];
-              vals[p] = vals[p - 1];
-              p--;
-            }
-          ids[p] = (gint32) v;
-          vals[p] = x;
-        }
-    }
+  g_autofree float *logits = g_new (float, model->config->n_vocab);
+  effect_logits (model, sae, j, 1, logits);
+  top_effects (logits, model->config->n_vocab, promoted, promoted_logit, suppressed, suppressed_logit);
 }
 
 static void
@@ -338,13 +359,30 @@ gb_sae_analyze (GbModel       *model,
   a->corpus = g_path_get_basename (corpus_path);
   a->metrics.explained_variance = a->metrics.mean_l0 = a->metrics.dead_fraction = NAN;
   a->metrics.clean_loss = a->metrics.spliced_loss = a->metrics.loss_increase = NAN;
+  /* Logit effects, a block of features per product (one W_U pass each). */
+  const guint V = model->config->n_vocab, block = 128;
+  g_autofree float *logits = g_new (float, (gsize) block * V);
+  for (guint j0 = 0; j0 < ds; j0 += block)
+    {
+      const guint n = MIN (block, ds - j0);
+      effect_logits (model, sae, j0, n, logits);
+      for (guint r = 0; r < n; r++)
+        {
+          GbSaeFeature *f = &a->features[j0 + r];
+          top_effects (logits + (gsize) r * V, V, f->promoted, f->promoted_logit, f->suppressed, f->suppressed_logit);
+        }
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          gb_sae_analysis_free (a);
+          return NULL;
+        }
+    }
   for (guint j = 0; j < ds; j++)
     {
       GbSaeFeature *f = &a->features[j];
       f->index = j;
       summarise_feature (f, hits + start[j], (guint) (start[j + 1] - start[j]), (const gint32 *) stream->data,
                          (const guint32 *) window_of->data, stream->len, top_k, radius);
-      gb_sae_logit_effects (model, sae, j, f->promoted, f->promoted_logit, f->suppressed, f->suppressed_logit);
       f->label = make_label (model->tokenizer, f->top);
       if (progress && j % 256 == 0)
         progress (0.8 + 0.2 * j / ds, "Summarising features", progress_data);

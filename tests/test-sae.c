@@ -595,6 +595,46 @@ test_analysis (void)
   g_assert_cmpuint (total, <=, 1000 * 6);
   g_assert_cmpuint (total, >, 0);
 
+  /* Logit effects against a naive product with the (tied) unembedding. */
+  g_autofree char *weights = g_build_filename (model_dir, "model.safetensors", NULL);
+  g_autoptr (GbSafetensors) st = gb_safetensors_open (weights, &error);
+  g_assert_no_error (error);
+  const GbTensorView *wte = gb_safetensors_lookup (st, "transformer.wte.weight");
+  if (wte == NULL)
+    wte = gb_safetensors_lookup (st, "wte.weight");
+  g_assert_nonnull (wte);
+  g_assert_cmpint (wte->dtype, ==, GB_DTYPE_F32);
+  const guint V = (guint) wte->shape[0];
+  for (guint j = 0; j < a->n_features; j += 7)
+    {
+      double best = -G_MAXDOUBLE, worst = G_MAXDOUBLE;
+      gint32 best_id = -1, worst_id = -1;
+      for (guint v = 0; v < V; v++)
+        {
+          double dot = 0;
+          for (guint i = 0; i < d; i++)
+            {
+              float w;
+              memcpy (&w, wte->data + ((gsize) v * d + i) * 4, 4);
+              dot += (double) w * sae->W_dec[j * d + i];
+            }
+          if (dot > best)
+            best = dot, best_id = (gint32) v;
+          if (dot < worst)
+            worst = dot, worst_id = (gint32) v;
+        }
+      const GbSaeFeature *f = &a->features[j];
+      g_assert_cmpint (f->promoted[0], ==, best_id);
+      g_assert_cmpint (f->suppressed[0], ==, worst_id);
+      g_assert_cmpfloat_with_epsilon (f->promoted_logit[0], best, 1e-4 * (1 + fabs (best)));
+      g_assert_cmpfloat_with_epsilon (f->suppressed_logit[0], worst, 1e-4 * (1 + fabs (worst)));
+      gint32 p[10], q[10];
+      float pl[10], ql[10];
+      gb_sae_logit_effects (model, sae, j, p, pl, q, ql);
+      g_assert_cmpmem (p, sizeof p, f->promoted, sizeof p);
+      g_assert_cmpmem (q, sizeof q, f->suppressed, sizeof q);
+    }
+
   g_autofree char *cache = gb_test_tmp_path ("features.json", NULL);
   g_assert_true (gb_sae_analysis_save (a, cache, "key-1", &error));
   g_assert_no_error (error);
