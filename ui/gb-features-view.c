@@ -389,6 +389,13 @@ job_thread (GTask        *task,
           return;
         }
       gb_sae_free (trained);
+      g_autofree char *cfg = g_build_filename (d->sae_dir, "cfg.json", NULL);
+      if (error != NULL && !g_file_test (cfg, G_FILE_TEST_EXISTS))
+        {
+          /* Cancelled before the first step: nothing to show. */
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
       /* Cancelled: the checkpoint is browsed as it is. */
       g_clear_error (&error);
       cancellable = NULL;
@@ -839,6 +846,8 @@ job_done_cb (GObject      *source,
       g_clear_pointer (&self->job, job_release);
       gtk_revealer_set_reveal_child (self->progress_revealer, FALSE);
     }
+  if (d->model != self->model)
+    return;  /* made for a model that is no longer loaded */
   if (!g_task_propagate_boolean (G_TASK (result), &error))
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))

@@ -20,14 +20,15 @@ BUILD=${BUILD:-$ROOT/build}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-100}
 WARMUP=${WARMUP:-100}
+L1=${L1:-0.5}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 ninja -C "$BUILD" tools/bench/bench-sae >/dev/null
 OUT=$BUILD/bench-results/sae-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
-"$BUILD/tools/bench/bench-sae" --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" | tee "$OUT/glassbox.jsonl"
+"$BUILD/tools/bench/bench-sae" --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" --l1 "$L1" | tee "$OUT/glassbox.jsonl"
 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$THREADS "$PYTHON" "$ROOT/tools/bench/bench_sae_torch.py" \
-  --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" | tee "$OUT/pytorch.jsonl"
+  --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" --l1 "$L1" | tee "$OUT/pytorch.jsonl"
 "$PYTHON" - "$OUT" <<'PY' | tee "$OUT/table.txt"
 import json, sys, os
 rows = {}
