@@ -437,6 +437,8 @@ parse_hook (JsonObject *cfg,
       return FALSE;
     }
   double layer = get_double (cfg, "hook_layer");
+  if (isnan (layer))
+    layer = get_double (cfg, "hook_point_layer");  /* SAELens before 3 (gpt2-small-res-jb) */
   if (!isnan (layer) && layer != sae->layer)
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: hook_layer %g disagrees with hook “%s”", path, layer, name);
@@ -472,8 +474,19 @@ parse_cfg (const char *path,
       return FALSE;
     }
   JsonObject *cfg = json_node_get_object (root);
-  if (!get_uint (cfg, "d_in", &d_in, path, error) || !get_uint (cfg, "d_sae", &d_sae, path, error)
-      || !parse_kind (cfg, &kind, &k, path, error))
+  if (!get_uint (cfg, "d_in", &d_in, path, error))
+    return FALSE;
+  /* The oldest cfgs give the width as an expansion factor only. */
+  guint factor = 0;
+  if (!json_object_has_member (cfg, "d_sae") && json_object_has_member (cfg, "expansion_factor"))
+    {
+      if (!get_uint (cfg, "expansion_factor", &factor, path, error))
+        return FALSE;
+      d_sae = factor <= MAX_D_SAE / d_in ? d_in * factor : MAX_D_SAE + 1;
+    }
+  else if (!get_uint (cfg, "d_sae", &d_sae, path, error))
+    return FALSE;
+  if (!parse_kind (cfg, &kind, &k, path, error))
     return FALSE;
   if (d_in > MAX_D_IN || d_sae > MAX_D_SAE)
     {

@@ -231,6 +231,20 @@ test_older_cfg (void)
   g_autoptr (GbSae) a = gb_sae_load (dir, &error);
   g_assert_no_error (error);
   g_assert_cmpint (a->kind, ==, GB_SAE_STANDARD);
+  /* jbloom/GPT2-Small-SAEs-Reformatted: hook_point_layer, width as expansion_factor. */
+  write_text (dir, "cfg.json",
+              "{\"model_name\": \"gpt2-small\", \"hook_point\": \"blocks.2.hook_resid_pre\", \"hook_point_layer\": 2,"
+              " \"hook_point_head_index\": null, \"d_in\": 8, \"expansion_factor\": 2, \"dtype\": \"torch.float32\","
+              " \"l1_coefficient\": 8e-05, \"device\": \"mps\"}", -1);
+  g_autoptr (GbSae) jb = gb_sae_load (dir, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (jb->d_sae, ==, 16);
+  g_assert_cmpuint (jb->layer, ==, 2);
+  write_text (dir, "cfg.json",
+              "{\"hook_point\": \"blocks.2.hook_resid_pre\", \"hook_point_layer\": 5, \"d_in\": 8, \"d_sae\": 16}", -1);
+  g_assert_null (gb_sae_load (dir, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
+  g_clear_error (&error);
   g_assert_cmpint (a->hook, ==, GB_HOOK_RESID_PRE);
   g_assert_cmpuint (a->layer, ==, 2);
   g_assert_cmpstr (a->model_name, ==, "gpt2-small");
