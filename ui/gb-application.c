@@ -76,6 +76,7 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "features-text", "s", &a->features_text);
   g_variant_dict_lookup (options, "train-sae", "^ay", &a->train_sae);
   g_variant_dict_lookup (options, "train-tokens", "s", &a->train_tokens);
+  g_variant_dict_lookup (options, "train-dialog", "b", &a->train_dialog);
   self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
   return -1;
 }
@@ -178,6 +179,7 @@ gb_application_init (GbApplication *self)
     { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
     { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this feature's page", "N" },
     { "train-sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Train an SAE into this folder (Features view)", "DIR" },
+    { "train-dialog", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Screenshot the Train dialog", NULL },
     { "train-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Its token budget", "N" },
     { "features-text", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show the features on this text", "TEXT" },
     { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },

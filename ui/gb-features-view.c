@@ -957,6 +957,7 @@ typedef struct
   GtkSpinButton  *layer, *width, *k, *l1, *tokens;
   GtkDropDown    *hook, *kind;
   GtkEntry       *corpus, *output;
+  GtkFileChooserNative *chooser;
 } TrainForm;
 
 static GtkWidget *
@@ -1009,7 +1010,31 @@ train_clicked_cb (GtkButton *button,
 static void
 form_free (TrainForm *f)
 {
+  g_clear_object (&f->chooser);
   g_free (f);
+}
+
+static void
+corpus_chosen_cb (GtkNativeDialog *dialog,
+                  int              response,
+                  TrainForm       *f)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = g_file_get_path (file);
+      if (path)
+        gtk_editable_set_text (GTK_EDITABLE (f->corpus), path);
+    }
+}
+
+static void
+choose_corpus_cb (TrainForm *f)
+{
+  g_clear_object (&f->chooser);
+  f->chooser = gtk_file_chooser_native_new ("Choose a Corpus", f->window, GTK_FILE_CHOOSER_ACTION_OPEN, "_Choose", "_Cancel");
+  g_signal_connect (f->chooser, "response", G_CALLBACK (corpus_chosen_cb), f);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (f->chooser));
 }
 
 static GtkSpinButton *
@@ -1025,8 +1050,8 @@ spin (double lo,
   return GTK_SPIN_BUTTON (s);
 }
 
-static void
-show_train_dialog (GbFeaturesView *self)
+GtkWindow *
+gb_features_view_show_train_dialog (GbFeaturesView *self)
 {
   const GbConfig *cfg = gb_model_get_config (self->model);
   TrainForm *f = g_new0 (TrainForm, 1);
@@ -1065,8 +1090,14 @@ show_train_dialog (GbFeaturesView *self)
   form_row (group, "Tokens", "Training budget", GTK_WIDGET (f->tokens));
   f->corpus = GTK_ENTRY (gtk_entry_new ());
   gtk_editable_set_text (GTK_EDITABLE (f->corpus), self->corpus);
-  gtk_editable_set_width_chars (GTK_EDITABLE (f->corpus), 28);
-  form_row (group, "Corpus", "Text or JSONL file", GTK_WIDGET (f->corpus));
+  gtk_editable_set_width_chars (GTK_EDITABLE (f->corpus), 24);
+  GtkWidget *corpus_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
+  GtkWidget *choose = gtk_button_new_from_icon_name ("document-open-symbolic");
+  gtk_widget_set_tooltip_text (choose, "Choose a file");
+  g_signal_connect_swapped (choose, "clicked", G_CALLBACK (choose_corpus_cb), f);
+  gtk_box_append (GTK_BOX (corpus_box), GTK_WIDGET (f->corpus));
+  gtk_box_append (GTK_BOX (corpus_box), choose);
+  form_row (group, "Corpus", "Text (one document per line, or end-of-text separated) or JSONL", corpus_box);
   g_autofree char *out = g_build_filename (g_get_user_data_dir (), "glassbox", "saes", NULL);
   g_autofree char *name = g_strdup_printf ("%s-L%d-%s", gb_model_get_name (self->model), cfg->n_layer / 2, "topk");
   g_autofree char *out_dir = g_build_filename (out, name, NULL);
@@ -1094,6 +1125,7 @@ show_train_dialog (GbFeaturesView *self)
   gtk_box_append (GTK_BOX (box), buttons);
   gtk_window_set_child (f->window, box);
   gtk_window_present (f->window);
+  return f->window;
 }
 
 /* ---- Export ---- */
@@ -1520,7 +1552,7 @@ static void
 train_cb (GbFeaturesView *self)
 {
   if (self->model)
-    show_train_dialog (self);
+    gb_features_view_show_train_dialog (self);
 }
 
 /* ---- Building the view ---- */

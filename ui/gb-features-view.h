@@ -34,6 +34,9 @@ void        gb_features_view_train (GbFeaturesView        *self,
                                     const GbSaeRunOptions *options,
                                     const char            *corpus,
                                     const char            *output_dir);
+/* Opens the Train dialog (layer, hook, kind, width, k or L1, corpus,
+ * budget, output); returns it (owned by GTK). */
+GtkWindow  *gb_features_view_show_train_dialog (GbFeaturesView *self);
 /* Shows feature @index's page (-1: none). */
 void        gb_features_view_select (GbFeaturesView *self,
                                      int             index);

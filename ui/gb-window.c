@@ -861,6 +861,8 @@ screenshot_tick_cb (GtkWidget     *widget,
     }
   const gboolean ok = save_screenshot (widget, self->automation->screenshot);
 
+  if (widget != GTK_WIDGET (self))
+    gtk_window_destroy (GTK_WINDOW (widget));  /* a dialog shot on its own */
   if (!ok)
     g_printerr ("glassbox: could not save the screenshot to %s\n", self->automation->screenshot);
   automation_done (self, ok ? 0 : 1);
@@ -897,6 +899,16 @@ features_export_cb (gpointer data)
     g_timeout_add (100, screenshot_cb, self);
   else
     automation_done (self, 0);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+dialog_screenshot_cb (gpointer data)
+{
+  GbWindow *self = data;
+  GtkWindow *dialog = gb_features_view_show_train_dialog (self->features_view);
+
+  gtk_widget_add_tick_callback (GTK_WIDGET (dialog), screenshot_tick_cb, self, NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -958,6 +970,11 @@ apply_automation (GbWindow *self)
   if (g_strcmp0 (a->view, "features") == 0)
     {
       adw_view_stack_set_visible_child_name (self->stack, "features");
+      if (a->train_dialog && a->screenshot)
+        {
+          g_timeout_add (300, dialog_screenshot_cb, self);
+          return;
+        }
       if (a->train_sae)
         {
           /* The Train dialog's defaults: the middle layer's resid_post, TopK k = 32, 8x. */

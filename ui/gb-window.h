@@ -31,6 +31,7 @@ typedef struct
   char  *features_text;    /* "Features on this text" */
   char  *train_sae;        /* train an SAE into this folder (on @sae_corpus) instead of opening @sae */
   char  *train_tokens;     /* its budget */
+  gboolean train_dialog;   /* screenshot the Train dialog instead of the window */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
