@@ -119,6 +119,55 @@ test_planted_l1 (void)
   planted (GB_SAE_STANDARD, 1500);
 }
 
+static void
+test_resample (void)
+{
+  /* Half the latents can never fire (b_enc -100): tracked as dead, then
+   * resampled towards badly reconstructed inputs, after which they fire. */
+  const guint d = 8, ds = 16, B = 64;
+  GbSaeTrainOptions o;
+  gb_sae_train_options_init (&o);
+  o.kind = GB_SAE_STANDARD;
+  o.l1 = 0.01;
+  o.lr = 1e-3;
+  o.dead_window = 2 * B;
+  o.resample_every = 5;
+  GbSae *sae = gb_sae_new (GB_SAE_STANDARD, d, ds, 0);
+  gb_sae_init_random (sae, 4);
+  for (guint j = 0; j < ds / 2; j++)
+    sae->b_enc[j] = -100;
+  g_autoptr (GbSaeTrainer) tr = gb_sae_trainer_new (sae, &o);
+  g_autoptr (GRand) rng = g_rand_new_with_seed (9);
+  g_autofree float *x = g_new (float, B * d);
+  GbSaeStepStats st;
+  for (guint s = 0; s < 4; s++)
+    {
+      for (guint i = 0; i < B * d; i++)
+        x[i] = (float) (g_rand_double (rng) * 2 - 1);
+      gb_sae_trainer_step (tr, x, B, &st);
+    }
+  g_assert_cmpfloat (gb_sae_trainer_dead_fraction (tr), ==, 0.5);
+  g_assert_cmpuint (gb_sae_trainer_get_n_resampled (tr), ==, 0);
+  for (guint s = 0; s < 6; s++)
+    {
+      for (guint i = 0; i < B * d; i++)
+        x[i] = (float) (g_rand_double (rng) * 2 - 1);
+      gb_sae_trainer_step (tr, x, B, &st);
+    }
+  g_assert_cmpuint (gb_sae_trainer_get_n_resampled (tr), ==, ds / 2);
+  g_assert_cmpfloat (gb_sae_trainer_dead_fraction (tr), <, 0.5);
+  GbSae *out = gb_sae_trainer_get_sae (tr);
+  for (guint j = 0; j < ds; j++)
+    {
+      double n = 0;
+      for (guint i = 0; i < d; i++)
+        n += out->W_dec[j * d + i] * out->W_dec[j * d + i];
+      g_assert_cmpfloat_with_epsilon (n, 1.0, 1e-5);
+    }
+  for (guint j = 0; j < ds / 2; j++)
+    g_assert_cmpfloat (out->b_enc[j], >, -1);  /* reset with the direction */
+}
+
 /* ---- Files ---- */
 
 static void
@@ -681,6 +730,7 @@ main (int    argc,
   g_test_add_func ("/engine/sae/encode-kinds", test_encode_kinds);
   g_test_add_func ("/engine/sae/planted/topk", test_planted_topk);
   g_test_add_func ("/engine/sae/planted/l1", test_planted_l1);
+  g_test_add_func ("/engine/sae/resample", test_resample);
   g_test_add_func ("/engine/sae/files/round-trip", test_round_trip);
   g_test_add_func ("/engine/sae/files/older-cfg", test_older_cfg);
   g_test_add_func ("/engine/sae/files/hostile", test_hostile);
