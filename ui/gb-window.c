@@ -1137,6 +1137,19 @@ export_action (GtkWidget  *widget,
   export_dialog (GB_WINDOW (widget), g_str_equal (name, "win.export-all"));
 }
 
+/* The Attention view's text, token by token, with each token's strongest
+ * SAE features (the Features view's SAE). */
+static void
+features_on_text_action (GtkWidget  *widget,
+                         const char *name,
+                         GVariant   *param)
+{
+  GbWindow *self = GB_WINDOW (widget);
+
+  adw_view_stack_set_visible_child_name (self->stack, "features");
+  gb_features_view_show_text (self->features_view, gtk_editable_get_text (GTK_EDITABLE (self->text_entry)));
+}
+
 static void
 run_action (GtkWidget  *widget,
             const char *name,
@@ -1251,6 +1264,7 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.export", NULL, export_action);
   gtk_widget_class_install_action (widget_class, "win.export-all", NULL, export_action);
   gtk_widget_class_install_action (widget_class, "win.run", NULL, run_action);
+  gtk_widget_class_install_action (widget_class, "win.features-on-text", NULL, features_on_text_action);
   gtk_widget_class_install_action (widget_class, "win.cancel", NULL, cancel_action);
   gtk_widget_class_install_action (widget_class, "win.zoom-in", NULL, zoom_action);
   gtk_widget_class_install_action (widget_class, "win.zoom-out", NULL, zoom_action);
