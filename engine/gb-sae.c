@@ -1171,6 +1171,7 @@ gb_sae_trainer_gradients (GbSaeTrainer   *self,
     memcpy (g_b_dec, p_b_dec (self, self->g), di * sizeof (float));
 }
 
+/* The engine builds with -fno-math-errno, so GCC vectorises this loop. */
 static void
 adam (GbSaeTrainer *self)
 {
