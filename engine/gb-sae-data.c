@@ -322,15 +322,32 @@ gb_token_windows_next (GbTokenWindows *self,
                        gboolean        wrap,
                        GError        **error)
 {
-  /* A window needs at least two tokens (one prediction, one activation past
-   * the sink position). */
-  while (self->offset + 1 >= self->doc->len)
-    if (!load_doc (self, wrap, error))
-      return 0;
-  guint n = MIN (self->max_window, self->doc->len - self->offset);
-  memcpy (tokens, &g_array_index (self->doc, gint32, self->offset), n * sizeof (gint32));
-  self->offset += n;
-  return n;
+  guint n = 0;
+
+  /* Documents packed back to back, each after its <|endoftext|>, as the
+   * model saw them in training; a window of fewer than two tokens (one
+   * prediction, one activation past the sink position) is dropped. */
+  while (n < self->max_window)
+    {
+      if (self->offset >= self->doc->len)
+        {
+          g_autoptr (GError) local = NULL;
+          if (!load_doc (self, wrap, &local))
+            {
+              if (local != NULL)
+                {
+                  g_propagate_error (error, g_steal_pointer (&local));
+                  return 0;
+                }
+              break;
+            }
+        }
+      const guint take = MIN (self->max_window - n, self->doc->len - self->offset);
+      memcpy (tokens + n, &g_array_index (self->doc, gint32, self->offset), take * sizeof (gint32));
+      n += take;
+      self->offset += take;
+    }
+  return n >= 2 ? n : 0;
 }
 
 /* ---- Activations ---- */

@@ -408,7 +408,7 @@ gb_sae_analysis_key (const GbSae *sae,
     g_stat (w, &a);
   g_stat (corpus_path, &b);
   g_autofree char *base = g_path_get_basename (corpus_path);
-  return g_strdup_printf ("v1 w:%lld:%lld c:%s:%lld:%lld n:%" G_GUINT64_FORMAT, (long long) a.st_size, (long long) a.st_mtime,
+  return g_strdup_printf ("v2 w:%lld:%lld c:%s:%lld:%lld n:%" G_GUINT64_FORMAT, (long long) a.st_size, (long long) a.st_mtime,
                           base, (long long) b.st_size, (long long) b.st_mtime, max_tokens);
 }
 

@@ -195,9 +195,9 @@ char     *gb_corpus_next (GbCorpus *self,
 gboolean  gb_corpus_rewind (GbCorpus *self,
                             GError  **error);
 
-/* Tokens of a corpus in windows of at most the model's context: each
- * document is tokenised and cut into windows (a window never spans two
- * documents). */
+/* Tokens of a corpus in windows of the model's context: each document is
+ * tokenised after an <|endoftext|> and the documents are packed back to back
+ * (as the model saw them in training), then cut into windows. */
 typedef struct _GbTokenWindows GbTokenWindows;
 
 GbTokenWindows *gb_token_windows_new (GbModel    *model,

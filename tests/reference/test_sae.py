@@ -275,15 +275,24 @@ def splice_check(cli, root):
     stored = ref.write_hf_checkpoint(model, config, params, dtype="f32", vocab_dir=vocab)
     docs = ["The applicant lives in Eastbrook, zip 40106.", "Decision: approved",
             "A loan of $12,000 for a car; credit score 655 and debt-to-income 31%.",
-            "Rain fell on the quiet town all night long, and nobody went out."]
+            "Rain fell on the quiet town all night long, and nobody went out.",
+            "Applicant: Maria Lopez, 41, Harbor End (40172). Income $52,000; debts $900 a month.",
+            "The committee met on Tuesday to discuss the budget for the new library wing.",
+            "Decision: rejected. Reason: credit score too low.",
+            "She opened the window, listened to the birds, and wrote three letters before noon."]
     corpus = os.path.join(root, "docs.txt")
     with open(corpus, "w") as f:
         f.write("\n".join(docs) + "\n")
-    windows = []
+    # Documents packed back to back after <|endoftext|>, cut into windows of
+    # the context (n_positions = 64), as the engine reads a corpus.
+    stream = []
     for d in docs:
         r = subprocess.run([cli, "tokenize", "--model", model, "--special", "--json", d],
                            capture_output=True, text=True, check=True)
-        windows.append(np.array([50256] + json.loads(r.stdout)["ids"]))
+        stream += [50256] + json.loads(r.stdout)["ids"]
+    windows = [np.array(stream[i:i + 64]) for i in range(0, len(stream), 64) if len(stream[i:i + 64]) >= 2]
+    if len(windows) < 2:
+        check("splice: the corpus spans several windows", False)
     cases = [
         ("standard at blocks.1.hook_resid_pre", "standard", 0, "blocks.1.hook_resid_pre", 1, None, False),
         ("topk at blocks.0.hook_resid_post, normalised", "topk", 6, "blocks.0.hook_resid_post", 1,
