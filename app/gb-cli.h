@@ -47,5 +47,6 @@ int gb_cli_steer (int argc, char **argv);
 gboolean gb_cli_parse_layers (const char *spec,
                               guint64    *mask,
                               GError    **error);
+int gb_cli_sae (int argc, char **argv);
 
 G_END_DECLS

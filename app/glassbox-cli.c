@@ -25,6 +25,7 @@ static const Command commands[] = {
   { "heads", gb_cli_heads, "Score every head's role: previous-token, first-token, self, induction, diffuse" },
   { "steer", gb_cli_steer, "Steering vectors: train from contrastive pairs, export/import llama.cpp GGUF, show" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },
+  { "sae", gb_cli_sae, "Sparse autoencoders: train, list features with their top contexts, evaluate" },
   { "train-tokenizer", gb_cli_train_tokenizer, "Train a byte-level BPE vocabulary (vocab.json, merges.txt) on a corpus" },
 };
 

@@ -15,3 +15,4 @@
 #include "gb-bpe-train.h"
 #include "gb-heads.h"
 #include "gb-steer.h"
+#include "gb-sae.h"

@@ -72,7 +72,21 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "steer-tokens", "i", &a->steer_tokens);
   g_variant_dict_lookup (options, "steer-wiggle", "b", &a->steer_wiggle);
   g_variant_dict_lookup (options, "steer-sweep-png", "^ay", &a->steer_sweep_png);
-  self->automated = a->export_path != NULL || a->screenshot != NULL;
+  g_variant_dict_lookup (options, "sae", "^ay", &a->sae);
+  g_variant_dict_lookup (options, "sae-corpus", "^ay", &a->sae_corpus);
+  g_variant_dict_lookup (options, "search", "s", &a->search);
+  /* A string, since GApplication cannot tell an integer option's 0 from unset. */
+  g_autofree char *feature = NULL;
+  gint64 index;
+  if (g_variant_dict_lookup (options, "feature", "s", &feature)
+      && g_ascii_string_to_signed (feature, 10, 0, G_MAXINT, &index, NULL))
+    a->feature = (int) index;
+  g_variant_dict_lookup (options, "export-features", "^ay", &a->export_features);
+  g_variant_dict_lookup (options, "features-text", "s", &a->features_text);
+  g_variant_dict_lookup (options, "train-sae", "^ay", &a->train_sae);
+  g_variant_dict_lookup (options, "train-tokens", "s", &a->train_tokens);
+  g_variant_dict_lookup (options, "train-dialog", "b", &a->train_dialog);
+  self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
   return -1;
 }
 
@@ -154,6 +168,13 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.steer_layers);
   g_free (self->automation.steer_prompt);
   g_free (self->automation.steer_sweep_png);
+  g_free (self->automation.sae);
+  g_free (self->automation.sae_corpus);
+  g_free (self->automation.search);
+  g_free (self->automation.export_features);
+  g_free (self->automation.features_text);
+  g_free (self->automation.train_sae);
+  g_free (self->automation.train_tokens);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -182,7 +203,7 @@ gb_application_init (GbApplication *self)
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
     { "frame-stats", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Print the frame-clock gaps seen while the text ran", NULL },
-    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Unattended: run this view's demo (steering)", "NAME" },
+    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this view: attention, features, steering (runs its demo) or explain", "VIEW" },
     { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
     { "steer-layers", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Blocks to steer, e.g. 2,3", "A,B" },
     { "steer-multiplier", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "Steering multiplier", "M" },
@@ -190,11 +211,21 @@ gb_application_init (GbApplication *self)
     { "steer-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Tokens per pane", "N" },
     { "steer-sweep-png", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the sweep as PNG there", "FILE" },
     { "steer-wiggle", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Then move the slider ten times quickly", NULL },
+    { "sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "SAE folder to open in the Features view", "DIR" },
+    { "sae-corpus", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Corpus for the SAE's features", "FILE" },
+    { "search", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Search the feature gallery", "TEXT" },
+    { "feature", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this feature's page", "N" },
+    { "train-sae", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Train an SAE into this folder (Features view)", "DIR" },
+    { "train-dialog", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Screenshot the Train dialog", NULL },
+    { "train-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Its token budget", "N" },
+    { "features-text", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show the features on this text", "TEXT" },
+    { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },
     { NULL }
   };
 
   self->automation.layer = self->automation.head = -1;
   self->automation.pin_query = self->automation.pin_key = -1;
+  self->automation.feature = -1;
   self->automation.export_scale = 1;
   self->automation.steer_multiplier = 2;
   g_application_add_main_option_entries (G_APPLICATION (self), options);

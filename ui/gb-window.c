@@ -8,6 +8,7 @@
 #include "gb-attention-render.h"
 #include "gb-build-config.h"
 #include "gb-steering-view.h"
+#include "gb-features-view.h"
 #include "gb-token-bars.h"
 #include "gb-window.h"
 
@@ -85,6 +86,7 @@ struct _GbWindow
   GbTokenBars          *bars;
   AdwViewStack         *stack;
   GbSteeringView       *steering_view;
+  GbFeaturesView       *features_view;
 
   /* Borrowed */
   const GbAutomation *automation;
@@ -440,6 +442,7 @@ load_done_cb (GObject      *source,
   remember_model (self, gb_model_get_path (self->model));
   rebuild_model_menu (self);
   update_header (self);
+  gb_features_view_set_model (self->features_view, self->model);
   gtk_stack_set_visible_child_name (self->attention_stack, "main");
   if (self->automation && self->automation->text)
     gtk_editable_set_text (GTK_EDITABLE (self->text_entry), self->automation->text);
@@ -966,6 +969,8 @@ screenshot_tick_cb (GtkWidget     *widget,
       gtk_widget_queue_draw (widget);
       return G_SOURCE_CONTINUE;
     }
+  if (widget != GTK_WIDGET (self))
+    gtk_window_destroy (GTK_WINDOW (widget));  /* a dialog shot on its own */
   if (!ok)
     g_printerr ("glassbox: could not save the screenshot to %s\n", self->automation->screenshot);
   automation_done (self, ok ? 0 : 1);
@@ -980,6 +985,69 @@ screenshot_cb (gpointer data)
   gtk_widget_add_tick_callback (GTK_WIDGET (self), screenshot_tick_cb, self, NULL);
   gtk_widget_queue_draw (GTK_WIDGET (self));
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+features_export_cb (gpointer data)
+{
+  GbWindow *self = data;
+  g_autoptr (GError) error = NULL;
+
+  static guint tries;
+
+  if (!gb_features_view_export (self->features_view, self->automation->export_features, &error)
+      && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING) && ++tries < 100)
+    return G_SOURCE_CONTINUE;
+  if (error != NULL)
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      automation_done (self, 1);
+    }
+  else if (self->automation->screenshot)
+    g_timeout_add (100, screenshot_cb, self);
+  else
+    automation_done (self, 0);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+dialog_screenshot_cb (gpointer data)
+{
+  GbWindow *self = data;
+  GtkWindow *dialog = gb_features_view_show_train_dialog (self->features_view);
+
+  gtk_widget_add_tick_callback (GTK_WIDGET (dialog), screenshot_tick_cb, self, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+features_ready_cb (GbWindow *self)
+{
+  const GbAutomation *a = self->automation;
+
+  g_signal_handlers_disconnect_by_data (self->features_view, self);
+  if (a->search)
+    gb_features_view_search (self->features_view, a->search);
+  if (a->feature >= 0)
+    gb_features_view_select (self->features_view, a->feature);
+  if (a->features_text)
+    gb_features_view_show_text (self->features_view, a->features_text);
+  if (a->export_features)
+    /* The feature page needs a frame to be laid out before it is drawn. */
+    g_timeout_add (300, features_export_cb, self);
+  else if (a->screenshot)
+    g_timeout_add (300, screenshot_cb, self);
+  else
+    automation_done (self, 0);
+}
+
+static void
+features_failed_cb (GbWindow   *self,
+                    const char *message)
+{
+  g_signal_handlers_disconnect_by_data (self->features_view, self);
+  g_printerr ("glassbox: %s\n", message);
+  automation_done (self, 1);
 }
 
 static void
@@ -1041,6 +1109,37 @@ apply_automation (GbWindow *self)
       g_printerr ("glassbox: %s\n", error->message);
       automation_done (self, 1);
       return;
+    }
+  if (g_strcmp0 (a->view, "features") == 0)
+    {
+      adw_view_stack_set_visible_child_name (self->stack, "features");
+      if (a->train_dialog && a->screenshot)
+        {
+          g_timeout_add (300, dialog_screenshot_cb, self);
+          return;
+        }
+      if (a->train_sae)
+        {
+          /* The Train dialog's defaults: the middle layer's resid_post, TopK k = 32, 8x. */
+          const GbConfig *c = gb_model_get_config (self->model);
+          GbSaeRunOptions o;
+          gb_sae_run_options_init (&o);
+          o.layer = c->n_layer / 2;
+          o.train.d_sae = 8 * c->n_embd;
+          o.n_tokens = a->train_tokens ? g_ascii_strtoull (a->train_tokens, NULL, 10) : 500000;
+          g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (features_ready_cb), self);
+          g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (features_failed_cb), self);
+          gb_features_view_train (self->features_view, &o, a->sae_corpus ? a->sae_corpus : gb_features_view_default_corpus (),
+                                  a->train_sae);
+          return;
+        }
+      if (a->sae)
+        {
+          g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (features_ready_cb), self);
+          g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (features_failed_cb), self);
+          gb_features_view_open (self->features_view, a->sae, a->sae_corpus);
+          return;
+        }
     }
   if (a->screenshot)
     /* Give GTK a few frames to lay out and draw what just changed. */
@@ -1175,6 +1274,19 @@ export_action (GtkWidget  *widget,
   export_dialog (GB_WINDOW (widget), g_str_equal (name, "win.export-all"));
 }
 
+/* The Attention view's text, token by token, with each token's strongest
+ * SAE features (the Features view's SAE). */
+static void
+features_on_text_action (GtkWidget  *widget,
+                         const char *name,
+                         GVariant   *param)
+{
+  GbWindow *self = GB_WINDOW (widget);
+
+  adw_view_stack_set_visible_child_name (self->stack, "features");
+  gb_features_view_show_text (self->features_view, gtk_editable_get_text (GTK_EDITABLE (self->text_entry)));
+}
+
 static void
 run_action (GtkWidget  *widget,
             const char *name,
@@ -1252,6 +1364,7 @@ gb_window_class_init (GbWindowClass *klass)
   g_type_ensure (GB_TYPE_ATTENTION_GRID);
   g_type_ensure (GB_TYPE_TOKEN_BARS);
   g_type_ensure (GB_TYPE_STEERING_VIEW);
+  g_type_ensure (GB_TYPE_FEATURES_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/glassbox/Glassbox/gb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GbWindow, toasts);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, switcher_title);
@@ -1282,6 +1395,7 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, bars);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, stack);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, steering_view);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, features_view);
   gtk_widget_class_bind_template_callback (widget_class, text_activate_cb);
   gtk_widget_class_bind_template_callback (widget_class, token_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, head_activated_cb);
@@ -1292,6 +1406,7 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.export", NULL, export_action);
   gtk_widget_class_install_action (widget_class, "win.export-all", NULL, export_action);
   gtk_widget_class_install_action (widget_class, "win.run", NULL, run_action);
+  gtk_widget_class_install_action (widget_class, "win.features-on-text", NULL, features_on_text_action);
   gtk_widget_class_install_action (widget_class, "win.cancel", NULL, cancel_action);
   gtk_widget_class_install_action (widget_class, "win.zoom-in", NULL, zoom_action);
   gtk_widget_class_install_action (widget_class, "win.zoom-out", NULL, zoom_action);

@@ -31,6 +31,18 @@ typedef struct
   int    steer_tokens;
   gboolean steer_wiggle;
   char  *steer_sweep_png;
+  /* The Features view: show it, open @sae on @sae_corpus, then search and
+   * select @feature (-1: none) before the screenshot. */
+  /* (view: "attention" (default), "features", "steering", "explain") */
+  char  *sae;
+  char  *sae_corpus;
+  char  *search;
+  int    feature;
+  char  *export_features;  /* .html, .json (gallery) or .png (feature page) */
+  char  *features_text;    /* "Features on this text" */
+  char  *train_sae;        /* train an SAE into this folder (on @sae_corpus) instead of opening @sae */
+  char  *train_tokens;     /* its budget */
+  gboolean train_dialog;   /* screenshot the Train dialog instead of the window */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
