@@ -41,5 +41,6 @@ int gb_cli_eval (int argc, char **argv);
 int gb_cli_train_tokenizer (int argc, char **argv);
 int gb_cli_heads (int argc, char **argv);
 int gb_cli_attention (int argc, char **argv);
+int gb_cli_explain (int argc, char **argv);
 
 G_END_DECLS

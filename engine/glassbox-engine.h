@@ -14,3 +14,5 @@
 #include "gb-trainer.h"
 #include "gb-bpe-train.h"
 #include "gb-heads.h"
+#include "gb-application.h"
+#include "gb-explain.h"
