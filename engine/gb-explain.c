@@ -12,7 +12,7 @@
 #include "gb-net.h"
 
 #define DEFAULT_IG_STEPS 64
-#define DEFAULT_MAX_CANDIDATES 64
+#define DEFAULT_MAX_CANDIDATES 128
 
 struct _GbExplainer
 {
@@ -156,6 +156,87 @@ decide_app (GbExplainer          *self,
   g_autoptr (GArray) ids = tokenize (self, app, error);
   return ids != NULL
          && decide_tokens (self, (gint32 *) ids->data, ids->len, NULL, iv, n_iv, out, NULL, cancellable, error);
+}
+
+/* Variants of one application share its first tokens: a KV cache keeps the
+ * original's keys and values, and each variant runs only from where it
+ * differs. @valid counts the cache rows that still hold the original's. */
+typedef struct
+{
+  GbExplainer          *ex;
+  const gint32         *base;
+  guint                 T;
+  GbKvCache            *cache;
+  guint                 valid;
+  const GbIntervention *iv;
+  guint                 n_iv;
+} Prefix;
+
+static void
+prefix_init (Prefix               *p,
+             GbExplainer          *ex,
+             const gint32         *base,
+             guint                 T,
+             const GbIntervention *iv,
+             guint                 n_iv)
+{
+  *p = (Prefix) { ex, base, T, gb_kv_cache_new (gb_model_get_config (ex->model)->n_layer), 0, iv, n_iv };
+}
+
+static void
+prefix_clear (Prefix *p)
+{
+  g_clear_pointer (&p->cache, gb_kv_cache_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Prefix, prefix_clear)
+
+static gboolean
+prefix_decide (Prefix       *p,
+               const gint32 *tokens,
+               guint         n,
+               GbDecision   *out,
+               GCancellable *cancellable,
+               GError      **error)
+{
+  static const GbRecord nothing = { .logits = GB_LOGITS_NONE };
+  static const GbRecord last = { .logits = GB_LOGITS_LAST };
+  GbModel *m = p->ex->model;
+  const GbConfig *c = gb_model_get_config (m);
+  guint common = 0;
+
+  while (common < n && common < p->T && tokens[common] == p->base[common])
+    common++;
+  common = MIN (common, n - 1);
+  if (common > p->valid)
+    {
+      if (!gb_forward_core (m, p->cache, p->valid, p->base + p->valid, common - p->valid, &nothing, p->iv, p->n_iv, NULL,
+                            NULL, cancellable, error))
+        return FALSE;
+      p->valid = common;
+    }
+  g_autoptr (GbTrace) trace = g_new0 (GbTrace, 1);
+  trace->n_layer = c->n_layer;
+  if (!gb_forward_core (m, p->cache, common, tokens + common, n - common, &last, p->iv, p->n_iv, trace, NULL,
+                        cancellable, error))
+    return FALSE;
+  p->valid = MIN (p->valid, common);
+  if (p->ex->classifier)
+    decision_from_row (p->ex, trace->class_logits, c->n_labels, out);
+  else
+    decision_from_row (p->ex, trace->logits, c->n_vocab, out);
+  return TRUE;
+}
+
+static gboolean
+prefix_decide_app (Prefix              *p,
+                   const GbApplication *app,
+                   GbDecision          *out,
+                   GCancellable        *cancellable,
+                   GError             **error)
+{
+  g_autoptr (GArray) ids = tokenize (p->ex, app, error);
+  return ids != NULL && prefix_decide (p, (gint32 *) ids->data, ids->len, out, cancellable, error);
 }
 
 /* ---- Explainer ---- */
@@ -360,6 +441,8 @@ occlude_fields (GbExplainer            *self,
                 Progress               *progress,
                 GError                **error)
 {
+  g_auto (Prefix) pre;
+  prefix_init (&pre, self, e->tokens, e->n_tokens, o->interventions, o->n_interventions);
   e->occlusion = g_new0 (double, e->n_fields);
   e->occluded_log_odds = g_new0 (double, e->n_fields);
   for (guint f = 0; f < e->n_fields; f++)
@@ -374,7 +457,7 @@ occlude_fields (GbExplainer            *self,
       else
         changed = gb_application_without_field (e->app, f);
       GbDecision d;
-      if (!decide_app (self, changed, o->interventions, o->n_interventions, &d, cancellable, error))
+      if (!prefix_decide_app (&pre, changed, &d, cancellable, error))
         return FALSE;
       e->occluded_log_odds[f] = d.log_odds;
       e->occlusion[f] = e->decision.log_odds - d.log_odds;
@@ -394,6 +477,8 @@ occlude_tokens (GbExplainer            *self,
   const guint T = e->n_tokens;
   g_autofree gint32 *buf = g_new (gint32, T);
 
+  g_auto (Prefix) pre;
+  prefix_init (&pre, self, e->tokens, T, o->interventions, o->n_interventions);
   e->token_occlusion = g_new0 (double, T);
   for (guint t = 0; t + 1 < T; t++)
     {
@@ -401,7 +486,7 @@ occlude_tokens (GbExplainer            *self,
       memcpy (buf, e->tokens, t * sizeof (gint32));
       memcpy (buf + t, e->tokens + t + 1, (T - t - 1) * sizeof (gint32));
       GbDecision d;
-      if (!decide_tokens (self, buf, T - 1, NULL, o->interventions, o->n_interventions, &d, NULL, cancellable, error))
+      if (!prefix_decide (&pre, buf, T - 1, &d, cancellable, error))
         return FALSE;
       e->token_occlusion[t] = e->decision.log_odds - d.log_odds;
       step (progress, "Occlusion per token");
@@ -600,6 +685,8 @@ counterfactuals (GbExplainer            *self,
 {
   const guint max = o->max_candidates ? o->max_candidates : DEFAULT_MAX_CANDIDATES;
 
+  g_auto (Prefix) pre;
+  prefix_init (&pre, self, e->tokens, e->n_tokens, o->interventions, o->n_interventions);
   e->counterfactuals = g_ptr_array_new_with_free_func (counterfactual_free);
   for (guint f = 0; f < e->n_fields; f++)
     {
@@ -615,7 +702,7 @@ counterfactuals (GbExplainer            *self,
         {
           g_autoptr (GbApplication) changed = gb_application_with_value (e->app, f, g_ptr_array_index (cand, i));
           GbDecision d;
-          if (!decide_app (self, changed, o->interventions, o->n_interventions, &d, cancellable, error))
+          if (!prefix_decide_app (&pre, changed, &d, cancellable, error))
             {
               if (best)
                 counterfactual_free (best);

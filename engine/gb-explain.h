@@ -45,7 +45,7 @@ typedef struct
   gboolean              token_occlusion; /* also remove each token in turn */
   gboolean              gradients;       /* gradient x input and IG */
   gboolean              counterfactual;
-  guint                 max_candidates;  /* per field; 0: 64 */
+  guint                 max_candidates;  /* per field; 0: 128 */
   const GbIntervention *interventions;
   guint                 n_interventions;
 } GbExplainOptions;

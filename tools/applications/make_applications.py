@@ -10,6 +10,8 @@ Applicants are drawn by the demo corpus's own generator (tools/corpus/
 loans.py: same fields, same decision rule with the planted zip penalty), with
 a seed the corpus never used, so no sample is a training document.
 
+- loan-schema.json: the schema (template, label words, fields, the ranges
+  the counterfactual search walks).
 - sample-*.json: one application each, chosen to cover the cases a
   compliance officer meets: rejected in a penalised zip although the credit
   score passes the normal bar (the proxy), rejected for a legitimate reason,
@@ -63,6 +65,52 @@ TITLES = {
 WANT = [("proxy", 3), ("low-credit", 1), ("high-dti", 1), ("approved", 1), ("borderline-approved", 1)]
 
 
+def schema():
+    """The demo's application schema: the corpus's labelled form with every
+    field on its own line; accepted ranges are wide, counterfactual search
+    ranges are the values the corpus generator draws (outside them the model
+    never saw a number, so a flip there says little)."""
+    zips = [z[1] for z in loans.ZIPS]
+    purposes = []
+    for p, _ in loans.PURPOSES:
+        if p not in purposes:
+            purposes.append(p)
+    return {
+        "name": "Loan application (demo model)",
+        "description": "The demo loan-officer model's applications: the labelled form of tools/corpus/loans.py, "
+                       "answered by \" approved\" or \" rejected\" after \"Decision:\". Written by "
+                       "tools/applications/make_applications.py.",
+        "template": "Loan application\nName: {name}\nAge: {age}\nNeighbourhood: {neighbourhood}\nZip code: {zip}\n"
+                    "Annual income: {income}\nMonthly debts: {monthly_debts}\nDebt-to-income: {dti}%\n"
+                    "Credit score: {credit_score}\nYears employed: {years_employed}\nLoan amount: {loan_amount}\n"
+                    "Purpose: {purpose}\nDecision:",
+        "suffix": "Decision:",
+        "labels": {"positive": " approved", "negative": " rejected"},
+        "label_key": "decision",
+        "fields": [
+            {"name": "name", "label": "Name", "type": "string", "max": 80},
+            {"name": "age", "label": "Age", "type": "integer", "min": 18, "max": 120,
+             "search_min": 21, "search_max": 68, "step": 1, "neutral": "40"},
+            {"name": "neighbourhood", "label": "Neighbourhood", "type": "string", "max": 60,
+             "values": [z[0] for z in loans.ZIPS]},
+            {"name": "zip", "label": "Zip code", "type": "enum", "values": zips},
+            {"name": "income", "label": "Annual income", "type": "money", "min": 0, "max": 100000000,
+             "search_min": 24000, "search_max": 160000, "step": 1000, "neutral": "60000"},
+            {"name": "monthly_debts", "label": "Monthly debts", "type": "money", "min": 0, "max": 10000000,
+             "search_min": 0, "search_max": 8000, "step": 50, "neutral": "1500"},
+            {"name": "dti", "label": "Debt-to-income", "type": "integer", "min": 0, "max": 1000,
+             "search_min": 5, "search_max": 60, "step": 1, "neutral": "25"},
+            {"name": "credit_score", "label": "Credit score", "type": "integer", "min": 300, "max": 850,
+             "search_min": 520, "search_max": 820, "step": 5, "neutral": "680"},
+            {"name": "years_employed", "label": "Years employed", "type": "integer", "min": 0, "max": 80,
+             "search_min": 0, "search_max": 25, "step": 1, "neutral": "5"},
+            {"name": "loan_amount", "label": "Loan amount", "type": "money", "min": 0, "max": 100000000,
+             "search_min": 1000, "search_max": 50000, "step": 500, "neutral": "15000"},
+            {"name": "purpose", "label": "Purpose", "type": "string", "max": 80, "values": purposes},
+        ],
+    }
+
+
 def dump(obj):
     return json.dumps(obj, ensure_ascii=False, sort_keys=False)
 
@@ -75,6 +123,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
 
+    with open(os.path.join(args.out, "loan-schema.json"), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(schema(), ensure_ascii=False, indent=1) + "\n")
+
     # Samples.
     found = {k: [] for k, _ in WANT}
     need = dict(WANT)
@@ -83,7 +134,7 @@ def main():
         c = case_of(f)
         if c and len(found[c]) < need[c]:
             found[c].append(f)
-    written = []
+    written = ["loan-schema.json"]
     for k, n in WANT:
         for i, f in enumerate(found[k]):
             decision, reason = loans.decide(f)
