@@ -62,6 +62,9 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
   g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
   g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  g_variant_dict_lookup (options, "view", "s", &a->view);
+  g_variant_dict_lookup (options, "application", "^ay", &a->application);
+  g_variant_dict_lookup (options, "audit", "^ay", &a->audit);
   self->automated = a->export_path != NULL || a->screenshot != NULL;
   return -1;
 }
@@ -123,6 +126,9 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.aggregation);
   g_free (self->automation.export_path);
   g_free (self->automation.screenshot);
+  g_free (self->automation.view);
+  g_free (self->automation.application);
+  g_free (self->automation.audit);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -150,6 +156,9 @@ gb_application_init (GbApplication *self)
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
     { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
     { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show a view: explain", "VIEW" },
+    { "application", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: application to explain", "FILE" },
+    { "audit", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: records to audit", "FILE" },
     { NULL }
   };
 

@@ -352,8 +352,8 @@ gb_explain_draw_audit (cairo_t       *cr,
   GbAppSchema *schema = gb_explainer_get_schema (explainer);
   g_autofree char *pos = g_strstrip (g_strdup (schema->positive));
   const char *heads[] = { a->group_key ? a->group_key : "group", "n", pos, "rate", "TP", "FP", "FN", "TN" };
-  const double cols[] = { 0, 110, 150, 200, 250, 290, 330, 370 };
-  const double bar_x = x + 410, bar_w = MAX (20, width - 410);
+  const double cols[] = { 0, 110, 150, 215, 270, 310, 350, 390 };
+  const double bar_x = x + 435, bar_w = MAX (20, width - 435);
   double ry = y;
 
   fg (cr, dark, 1);

@@ -7,6 +7,7 @@
 #include "gb-attention-grid.h"
 #include "gb-attention-render.h"
 #include "gb-build-config.h"
+#include "gb-explain-view.h"
 #include "gb-token-bars.h"
 #include "gb-window.h"
 
@@ -80,6 +81,7 @@ struct _GbWindow
   GtkStack             *figure_stack;
   GbAttentionGrid      *grid;
   GbTokenBars          *bars;
+  GbExplainView        *explain_view;
 
   /* Borrowed */
   const GbAutomation *automation;
@@ -374,6 +376,7 @@ load_done_cb (GObject      *source,
   self->model = g_steal_pointer (&r->model);
   self->scores = g_steal_pointer (&r->scores);
   load_result_free (r);
+  gb_explain_view_set_model (self->explain_view, self->model);
 
   remember_model (self, gb_model_get_path (self->model));
   rebuild_model_menu (self);
@@ -874,11 +877,31 @@ screenshot_cb (gpointer data)
 }
 
 static void
+explain_automation_done (gpointer data,
+                         int      status)
+{
+  GbWindow *self = data;
+
+  if (status == 0 && self->automation->screenshot)
+    g_timeout_add (300, screenshot_cb, self);
+  else
+    automation_done (self, status);
+}
+
+static void
 apply_automation (GbWindow *self)
 {
   const GbAutomation *a = self->automation;
   g_autoptr (GError) error = NULL;
   static const char *kinds[] = { "head", "mean", "rollout", "token" };
+
+  if (a->view != NULL && g_str_equal (a->view, "explain"))
+    {
+      GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (self->explain_view), ADW_TYPE_VIEW_STACK);
+      adw_view_stack_set_visible_child_name (ADW_VIEW_STACK (stack), "explain");
+      gb_explain_view_automate (self->explain_view, a->application, a->audit, explain_automation_done, self);
+      return;
+    }
 
   self->updating = TRUE;
   if (a->layer >= 0)
@@ -1111,6 +1134,7 @@ gb_window_class_init (GbWindowClass *klass)
 
   g_type_ensure (GB_TYPE_ATTENTION_GRID);
   g_type_ensure (GB_TYPE_TOKEN_BARS);
+  g_type_ensure (GB_TYPE_EXPLAIN_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/glassbox/Glassbox/gb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GbWindow, toasts);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, switcher_title);
@@ -1136,6 +1160,7 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, heads_box);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_title);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_stack);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, explain_view);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, grid);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, bars);
   gtk_widget_class_bind_template_callback (widget_class, text_activate_cb);

@@ -20,6 +20,9 @@ typedef struct
   double export_scale;
   char  *screenshot;
   int    pin_query, pin_key;
+  char  *view;         /* "explain": show that view instead */
+  char  *application;  /* explain view: the application to explain */
+  char  *audit;        /* explain view: records to audit */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
