@@ -249,6 +249,14 @@ measure (GbExplainView *self,
   return h * FIGURE_SCALE;
 }
 
+static gboolean
+set_height_idle_cb (gpointer data)
+{
+  GtkDrawingArea *area = data;
+  gtk_drawing_area_set_content_height (area, GPOINTER_TO_INT (g_object_get_data (G_OBJECT (area), "gb-height")));
+  return G_SOURCE_REMOVE;
+}
+
 static void
 draw_cb (GtkDrawingArea *area,
          cairo_t        *cr,
@@ -272,7 +280,14 @@ draw_cb (GtkDrawingArea *area,
     h = gb_explain_draw_attention (cr, self->explainer, e, 0, 0, width, dark);
   else if (which == 3 && self->audit)
     h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, dark);
-  (void) h;
+  /* A figure whose height changed (its data did) is resized after this
+   * frame, never during it. */
+  const int want = (int) (h * FIGURE_SCALE) + 4;
+  if (want != gtk_drawing_area_get_content_height (area))
+    {
+      g_object_set_data (G_OBJECT (area), "gb-height", GINT_TO_POINTER (want));
+      g_idle_add_full (G_PRIORITY_DEFAULT, set_height_idle_cb, g_object_ref (area), g_object_unref);
+    }
 }
 
 static void
@@ -294,9 +309,11 @@ redraw (GbExplainView *self)
   GtkDrawingArea *areas[] = { self->bars_area, self->tokens_area, self->attention_area, self->audit_area };
   for (guint i = 0; i < G_N_ELEMENTS (areas); i++)
     {
-      const int w = gtk_widget_get_width (GTK_WIDGET (areas[i]));
-      if (w > 0)
-        area_resize_cb (areas[i], w, 0, self);
+      int w = gtk_widget_get_width (GTK_WIDGET (areas[i]));
+      /* Not laid out yet (the page was hidden): estimate, the draw corrects it. */
+      if (w <= 0)
+        w = MAX (400, gtk_widget_get_width (GTK_WIDGET (self)) - SIDEBAR_W - 60);
+      area_resize_cb (areas[i], w, 0, self);
       gtk_widget_queue_draw (GTK_WIDGET (areas[i]));
     }
 }
@@ -752,6 +769,7 @@ figure (GbExplainView *self,
   gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (area), draw_cb, self, NULL);
   g_signal_connect (area, "resize", G_CALLBACK (area_resize_cb), self);
   gtk_widget_set_hexpand (area, TRUE);
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (area), 1);
   return GTK_DRAWING_AREA (area);
 }
 
