@@ -3,9 +3,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <gb-explain-report.h>
+#include <json-glib/json-glib.h>
 
 #include "gb-build-config.h"
 #include "gb-cli.h"
@@ -16,9 +18,10 @@
 
 typedef struct
 {
-  char    *model_dir, *schema, *application, *text, *output, *audit, *group, *occlusion;
+  char    *model_dir, *schema, *application, *text, *output, *audit, *group, *occlusion, *steer_pairs;
   gboolean json, no_token_occlusion;
-  int      ig_steps;
+  int      ig_steps, steer_layer;
+  double   multiplier;
 } Options;
 
 static void
@@ -32,6 +35,7 @@ options_clear (Options *o)
   g_free (o->audit);
   g_free (o->group);
   g_free (o->occlusion);
+  g_free (o->steer_pairs);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
 
@@ -116,6 +120,66 @@ print_audit (GbExplainer   *ex,
   printf ("  gap between the highest and lowest %s rate: %.1f percentage points\n", pos, 100 * a->gap);
 }
 
+/* A steering vector for the audit "with and without": the mean over the
+ * pairs of resid_post[layer] at the last token, positive minus negative
+ * (the steering-vectors library's method). A stop-gap until glassbox-cli
+ * steer writes vector files this command can read. */
+static float *
+steer_vector (GbModel    *model,
+              const char *path,
+              guint       layer,
+              char      **description,
+              GError    **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  const guint D = gb_model_get_config (model)->n_embd;
+  g_autofree double *acc = g_new0 (double, D);
+  guint n = 0;
+
+  if (!json_parser_load_from_file (parser, path, error))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonArray *pairs = obj && json_object_has_member (obj, "pairs") ? json_object_get_array_member (obj, "pairs") : NULL;
+  for (guint i = 0; pairs && i < json_array_get_length (pairs); i++)
+    {
+      JsonObject *pr = json_array_get_object_element (pairs, i);
+      const char *texts[2] = { pr ? json_object_get_string_member_with_default (pr, "positive", NULL) : NULL,
+                               pr ? json_object_get_string_member_with_default (pr, "negative", NULL) : NULL };
+      if (texts[0] == NULL || texts[1] == NULL)
+        {
+          g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: pair %u needs “positive” and “negative” texts", path, i + 1);
+          return NULL;
+        }
+      for (guint k = 0; k < 2; k++)
+        {
+          g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), texts[k], -1, FALSE, error);
+          if (ids == NULL || ids->len == 0)
+            return NULL;
+          GbRecord rec = { .logits = GB_LOGITS_NONE };
+          rec.hooks[GB_HOOK_RESID_POST] = (guint64) 1 << layer;
+          g_autoptr (GbTrace) tr = gb_model_forward (model, (gint32 *) ids->data, ids->len, &rec, NULL, 0, NULL, error);
+          if (tr == NULL)
+            return NULL;
+          const float *row = gb_trace_get (tr, GB_HOOK_RESID_POST, layer) + (gsize) (ids->len - 1) * D;
+          for (guint d = 0; d < D; d++)
+            acc[d] += k == 0 ? row[d] : -row[d];
+        }
+      n++;
+    }
+  if (n == 0)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: no “pairs”", path);
+      return NULL;
+    }
+  float *vec = g_new (float, D);
+  for (guint d = 0; d < D; d++)
+    vec[d] = (float) (acc[d] / n);
+  g_autofree char *base = g_path_get_basename (path);
+  *description = g_strdup_printf ("mean difference of %u pairs from %s, added to the output of block %u", n, base, layer);
+  return vec;
+}
+
 static void
 progress_cb (double      fraction,
              const char *message,
@@ -129,7 +193,7 @@ int
 gb_cli_explain (int    argc,
                 char **argv)
 {
-  g_auto (Options) o = { .ig_steps = 64 };
+  g_auto (Options) o = { .ig_steps = 64, .steer_layer = -1, .multiplier = 1 };
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model_dir, "Model folder (default: the bundled demo model)", "DIR" },
     { "schema", 0, 0, G_OPTION_ARG_FILENAME, &o.schema, "Application schema (default: the demo's loan-schema.json)", "FILE" },
@@ -140,6 +204,9 @@ gb_cli_explain (int    argc,
     { "occlusion", 0, 0, G_OPTION_ARG_STRING, &o.occlusion, "remove (default: delete the field's line) or neutral (the schema's neutral value)", "MODE" },
     { "ig-steps", 0, 0, G_OPTION_ARG_INT, &o.ig_steps, "Integrated-gradients steps (default 64)", "N" },
     { "no-token-occlusion", 0, 0, G_OPTION_ARG_NONE, &o.no_token_occlusion, "Skip removing each token in turn", NULL },
+    { "steer-pairs", 0, 0, G_OPTION_ARG_FILENAME, &o.steer_pairs, "Also decide with a steering vector: the mean difference of these contrastive pairs", "PAIRS.json" },
+    { "steer-layer", 0, 0, G_OPTION_ARG_INT, &o.steer_layer, "Block whose output is steered (default: the middle one)", "L" },
+    { "multiplier", 0, 0, G_OPTION_ARG_DOUBLE, &o.multiplier, "Steering multiplier (default 1)", "M" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output, "Write a PDF report there", "REPORT.pdf" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print JSON instead of text", NULL },
     { NULL }
@@ -198,8 +265,29 @@ gb_cli_explain (int    argc,
       return gb_cli_fail (error);
     }
 
+  /* Steering: the explanation and a second audit are made with the vector. */
+  const guint n_layer = gb_model_get_config (model)->n_layer;
+  g_autofree float *vec = NULL;
+  g_autofree char *steer_desc = NULL;
+  GbIntervention iv = { .kind = GB_INTERVENE_ADD, .hook = GB_HOOK_RESID_POST };
+  if (o.steer_pairs != NULL)
+    {
+      if (o.steer_layer >= (int) n_layer)
+        return gb_cli_usage ("--steer-layer %d: the model has blocks 0 to %u", o.steer_layer, n_layer - 1);
+      iv.layer = o.steer_layer >= 0 ? (guint) o.steer_layer : n_layer / 2;
+      iv.multiplier = (float) o.multiplier;
+      vec = steer_vector (model, o.steer_pairs, iv.layer, &steer_desc, &error);
+      if (vec == NULL)
+        return gb_cli_fail (error);
+      iv.values = vec;
+      g_autofree char *with_m = g_strdup_printf ("%s, x %g", steer_desc, o.multiplier);
+      g_free (steer_desc);
+      steer_desc = g_steal_pointer (&with_m);
+    }
+
   gboolean tty = isatty (fileno (stderr)) && !o.json;
   g_autoptr (GbExplanation) e = NULL;
+  GbDecision steered_decision = { 0 };
   if (app != NULL)
     {
       e = gb_explainer_explain (ex, app, &opts, NULL, progress_cb, &tty, &error);
@@ -207,8 +295,10 @@ gb_cli_explain (int    argc,
         g_printerr ("\r%40s\r", "");
       if (e == NULL)
         return gb_cli_fail (error);
+      if (vec != NULL && !gb_explainer_decide (ex, app, &iv, 1, &steered_decision, NULL, &error))
+        return gb_cli_fail (error);
     }
-  g_autoptr (GbAudit) audit = NULL;
+  g_autoptr (GbAudit) audit = NULL, steered = NULL;
   if (records != NULL)
     {
       audit = gb_explainer_audit (ex, records, o.group ? o.group : "zip_group", NULL, 0, NULL, progress_cb, &tty, &error);
@@ -216,24 +306,70 @@ gb_cli_explain (int    argc,
         g_printerr ("\r%40s\r", "");
       if (audit == NULL)
         return gb_cli_fail (error);
+      if (vec != NULL)
+        {
+          steered = gb_explainer_audit (ex, records, audit->group_key, &iv, 1, NULL, progress_cb, &tty, &error);
+          if (tty)
+            g_printerr ("\r%40s\r", "");
+          if (steered == NULL)
+            return gb_cli_fail (error);
+        }
     }
 
   if (o.json)
     {
       g_autofree char *json = e ? gb_explanation_to_json (e, ex, audit) : gb_audit_to_json (audit);
-      fputs (json, stdout);
+      if (steered != NULL)
+        {
+          /* {"...": ..., "audit_steered": {...}, "steering": "..."} */
+          g_autofree char *st = gb_audit_to_json (steered);
+          g_autofree char *desc = g_strescape (steer_desc, NULL);
+          g_strchomp (json);
+          json[strlen (json) - 1] = '\0';
+          printf ("%s, \"audit_steered\": %s, \"steering\": \"%s\"}\n", g_strchomp (json), g_strchomp (st), desc);
+        }
+      else if (vec != NULL && e != NULL)
+        {
+          g_autofree char *desc = g_strescape (steer_desc, NULL);
+          char buf[G_ASCII_DTOSTR_BUF_SIZE];
+          g_strchomp (json);
+          json[strlen (json) - 1] = '\0';
+          printf ("%s, \"decision_steered\": {\"log_odds\": %s, \"positive\": %s}, \"steering\": \"%s\"}\n",
+                  g_strchomp (json), g_ascii_dtostr (buf, sizeof buf, steered_decision.log_odds),
+                  steered_decision.positive ? "true" : "false", desc);
+        }
+      else
+        fputs (json, stdout);
     }
   else
     {
+      if (steer_desc)
+        printf ("Steering: %s\n\n", steer_desc);
       if (e)
         print_explanation (ex, e, o.application ? o.application : "text");
+      if (e && vec)
+        {
+          g_autofree char *pos = NULL, *dec = NULL;
+          label_of (gb_explainer_get_schema (ex), TRUE, &pos);
+          label_of (gb_explainer_get_schema (ex), steered_decision.positive, &dec);
+          printf ("\nWith the steering vector: %s   p(%s) = %.3f   log-odds %+.3f\n", dec, pos, steered_decision.p_positive,
+                  steered_decision.log_odds);
+        }
       if (audit)
         print_audit (ex, audit);
+      if (steered)
+        {
+          printf ("\nWith the steering vector:");
+          print_audit (ex, steered);
+          printf ("  the gap moves from %.1f to %.1f percentage points\n", 100 * audit->gap, 100 * steered->gap);
+        }
     }
   if (o.output != NULL)
     {
       GbReportProvenance prov = { .model_dir = gb_model_get_path (model), .schema_path = schema_path,
-                                  .application = o.application, .audit = o.audit, .version = GB_VERSION };
+                                  .application = o.application, .audit = o.audit, .version = GB_VERSION,
+                                  .interventions = steer_desc, .audit_steered = steered,
+                                  .decision_steered = vec && e ? &steered_decision : NULL };
       if (!gb_explain_report_write (o.output, ex, e, audit, &prov, &error))
         return gb_cli_fail (error);
       if (!o.json)

@@ -169,6 +169,34 @@ test_demo_audit (void)
   g_assert_nonnull (strstr (text, "percentage points"));
 }
 
+/* The zip-neutral steering vector (mean difference of the bundled pairs,
+ * added after block 4) narrows the approval gap of the same audit. */
+static void
+test_demo_audit_steered (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *csv = g_build_filename (data_dir, "applications", "audit-loans.csv", NULL);
+  g_autofree char *pairs = g_build_filename (data_dir, "pairs", "zip-neutral-loans.json", NULL);
+
+  g_assert_cmpint (cli (&out, &err, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "4", "--json", NULL),
+                   ==, 0);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *root = parse (parser, out);
+  const double before = json_object_get_double_member (root, "gap");
+  const double after = json_object_get_double_member (json_object_get_object_member (root, "audit_steered"), "gap");
+  g_test_message ("gap %.3f -> %.3f with %s", before, after, json_object_get_string_member (root, "steering"));
+  g_assert_cmpfloat (after, <, before);
+  g_assert_nonnull (strstr (json_object_get_string_member (root, "steering"), "80 pairs"));
+
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (cli (&out2, &err2, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "9", NULL), ==, 2);
+  g_autofree char *bad = gb_test_tmp_path ("pairs.json", NULL);
+  g_assert_true (g_file_set_contents (bad, "{\"pairs\": [{\"positive\": \"a\"}]}", -1, NULL));
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (cli (&out3, &err3, "explain", "--audit", csv, "--steer-pairs", bad, NULL), ==, 1);
+  g_assert_nonnull (strstr (err3, "pair 1 needs"));
+}
+
 /* The report replaces an existing file in one rename and leaves nothing
  * else in its folder. */
 static void
@@ -290,6 +318,7 @@ main (int    argc,
   data_dir = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", NULL);
   g_test_add_func ("/cli/explain/demo-proxy", test_demo_proxy);
   g_test_add_func ("/cli/explain/demo-audit", test_demo_audit);
+  g_test_add_func ("/cli/explain/demo-audit-steered", test_demo_audit_steered);
   g_test_add_func ("/cli/explain/report-atomic", test_report_atomic);
   g_test_add_func ("/cli/explain/errors", test_errors);
   int status = g_test_run ();

@@ -624,11 +624,33 @@ gb_explain_report_write (const char               *path,
   para (&p, sub, 9.5, 0.7);
   if (e != NULL)
     draw_explanation (&p, explainer, e);
+  if (e != NULL && prov->decision_steered != NULL)
+    {
+      const GbDecision *d = prov->decision_steered;
+      g_autofree char *pos = g_strstrip (g_strdup (schema->positive));
+      g_autofree char *word = g_strstrip (g_strdup (d->positive ? schema->positive : schema->negative));
+      heading (&p, "Decision with the steering vector");
+      g_autofree char *line = g_strdup_printf ("%s: p(%s) = %.3f, log-odds %+.3f (without: %+.3f). %s.", word, pos,
+                                               d->p_positive, d->log_odds, e->decision.log_odds,
+                                               prov->interventions ? prov->interventions : "");
+      para (&p, line, 10, 1);
+    }
   if (audit != NULL)
     {
       g_autofree char *h = g_strdup_printf ("Audit: %u records grouped by %s", audit->n, audit->group_key);
       heading_keep (&p, h, (audit->groups->len + 4) * ROW_H + 30);
       p.y += gb_explain_draw_audit (cr, explainer, audit, MARGIN, p.y, PAGE_W - 2 * MARGIN, FALSE) + 6;
+    }
+  if (audit != NULL && prov->audit_steered != NULL)
+    {
+      const GbAudit *st = prov->audit_steered;
+      g_autofree char *h = g_strdup_printf ("Audit with the steering vector: %u records grouped by %s", st->n, st->group_key);
+      heading_keep (&p, h, (st->groups->len + 5) * ROW_H + 30);
+      para (&p, prov->interventions ? prov->interventions : "", 9.5, 0.75);
+      p.y += gb_explain_draw_audit (cr, explainer, st, MARGIN, p.y, PAGE_W - 2 * MARGIN, FALSE) + 2;
+      g_autofree char *gap = g_strdup_printf ("The gap moves from %.1f to %.1f percentage points.", 100 * audit->gap,
+                                              100 * st->gap);
+      para (&p, gap, 10, 1);
     }
   draw_provenance (&p, prov, sha);
 

@@ -73,6 +73,8 @@ typedef struct
   const char *audit;        /* may be NULL */
   const char *version;
   const char *interventions; /* a description, or NULL for none */
+  const GbAudit *audit_steered; /* the audit again with the interventions, or NULL */
+  const GbDecision *decision_steered; /* the decision with them, or NULL */
 } GbReportProvenance;
 
 /* SHA-256 of every *.safetensors file in @dir, as "name  hex" lines. */
