@@ -505,6 +505,71 @@ field_key_from_label (const char *label)
   return g_string_free (s, FALSE);
 }
 
+static gboolean
+overlaps (GbApplication *app,
+          gsize          start,
+          gsize          end)
+{
+  for (guint i = 0; i < app->fields->len; i++)
+    {
+      const GbAppField *f = g_ptr_array_index (app->fields, i);
+      if (f->start < end && f->end > start)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Free text without "Label: value" lines (a letter): the schema's listed
+ * values found in it become those fields (so a zip code in a sentence can be
+ * occluded and changed), and every sentence becomes a segment "sentence N". */
+static void
+find_prose_fields (const GbAppSchema *schema,
+                   GbApplication     *app,
+                   const char        *text)
+{
+  const gsize body = strlen (text) - strlen (schema->suffix);
+
+  for (guint i = 0; i < schema->fields->len; i++)
+    {
+      const GbFieldSpec *spec = g_ptr_array_index (schema->fields, i);
+      for (guint v = 0; spec->values && spec->values[v]; v++)
+        {
+          const char *hit = g_strstr_len (text, body, spec->values[v]);
+          const gsize n = strlen (spec->values[v]);
+          if (hit == NULL || n == 0)
+            continue;
+          const gsize start = hit - text, end = start + n;
+          if ((start > 0 && g_ascii_isalnum (text[start - 1])) || g_ascii_isalnum (text[end]) || overlaps (app, start, end))
+            continue;
+          add_field (app, spec->name, spec->values[v], start, end, spec);
+          g_hash_table_insert (app->attrs, g_strdup (spec->name), g_strdup (spec->values[v]));
+          break;
+        }
+    }
+  guint n = 0;
+  gsize at = 0;
+  while (at < body)
+    {
+      gsize end = at;
+      while (end < body && text[end] != '\n' && !(text[end] == '.' && (end + 1 >= body || text[end + 1] == ' ' || text[end + 1] == '\n')))
+        end++;
+      if (end < body && text[end] == '.')
+        end++;
+      gsize s0 = at, s1 = end;
+      while (s0 < s1 && g_ascii_isspace (text[s0]))
+        s0++;
+      while (s1 > s0 && g_ascii_isspace (text[s1 - 1]))
+        s1--;
+      if (s1 > s0 && memchr (text + s0, ' ', s1 - s0) != NULL)
+        {
+          g_autofree char *name = g_strdup_printf ("sentence %u", ++n);
+          g_autofree char *value = g_strndup (text + s0, s1 - s0);
+          add_field (app, name, value, s0, s1, NULL);
+        }
+      at = end + 1;
+    }
+}
+
 static GbApplication *
 parse_text (const GbAppSchema *schema,
             const char        *input,
@@ -566,6 +631,8 @@ parse_text (const GbAppSchema *schema,
         }
       line = end + 1;
     }
+  if (app->fields->len == 0)
+    find_prose_fields (schema, app, text);
   app->text = g_steal_pointer (&text);
   return g_steal_pointer (&app);
 }

@@ -630,6 +630,7 @@ gb_explain_report_write (const char               *path,
       g_autofree char *pos = g_strstrip (g_strdup (schema->positive));
       g_autofree char *word = g_strstrip (g_strdup (d->positive ? schema->positive : schema->negative));
       heading (&p, "Decision with the steering vector");
+      word[0] = g_ascii_toupper (word[0]);
       g_autofree char *line = g_strdup_printf ("%s: p(%s) = %.3f, log-odds %+.3f (without: %+.3f). %s.", word, pos,
                                                d->p_positive, d->log_odds, e->decision.log_odds,
                                                prov->interventions ? prov->interventions : "");
