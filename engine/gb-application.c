@@ -534,16 +534,20 @@ find_prose_fields (const GbAppSchema *schema,
       const GbFieldSpec *spec = g_ptr_array_index (schema->fields, i);
       for (guint v = 0; spec->values && spec->values[v]; v++)
         {
-          const char *hit = g_strstr_len (text, body, spec->values[v]);
           const gsize n = strlen (spec->values[v]);
-          if (hit == NULL || n == 0)
-            continue;
-          const gsize start = hit - text, end = start + n;
-          if ((start > 0 && g_ascii_isalnum (text[start - 1])) || g_ascii_isalnum (text[end]) || overlaps (app, start, end))
-            continue;
-          add_field (app, spec->name, spec->values[v], start, end, spec);
-          g_hash_table_insert (app->attrs, g_strdup (spec->name), g_strdup (spec->values[v]));
-          break;
+          gboolean found = FALSE;
+          for (const char *hit = text; n > 0 && !found && (hit = g_strstr_len (hit, body - (hit - text), spec->values[v]));
+               hit++)
+            {
+              const gsize start = hit - text, end = start + n;
+              if ((start > 0 && g_ascii_isalnum (text[start - 1])) || g_ascii_isalnum (text[end]) || overlaps (app, start, end))
+                continue;
+              add_field (app, spec->name, spec->values[v], start, end, spec);
+              g_hash_table_insert (app->attrs, g_strdup (spec->name), g_strdup (spec->values[v]));
+              found = TRUE;
+            }
+          if (found)
+            break;
         }
     }
   guint n = 0;

@@ -99,6 +99,24 @@ test_parse_text (void)
   g_autoptr (GbApplication) b = gb_application_new_from_text (s, "Name: Cy\n", &error);
   g_assert_no_error (error);
   g_assert_cmpstr (b->text, ==, "Name: Cy\nDecision:");
+
+  /* A letter: listed values found in it, then its sentences. "1222" is not
+   * the zip 222 (word boundary). */
+  g_autoptr (GbApplication) c = gb_application_new_from_text (
+    s, "Ref 1222. I live in zip 222 and earn a lot. My name is Eve.\nThanks", &error);
+  g_assert_no_error (error);
+  const char *want[][2] = { { "name", "Eve" }, { "zip", "222" }, { "sentence 1", "Ref 1222." },
+                            { "sentence 2", "I live in zip 222 and earn a lot." }, { "sentence 3", "My name is Eve." } };
+  g_assert_cmpuint (c->fields->len, ==, G_N_ELEMENTS (want));
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++)
+    {
+      const GbAppField *f = g_ptr_array_index (c->fields, i);
+      g_autofree char *span = g_strndup (c->text + f->start, f->end - f->start);
+      g_assert_cmpstr (f->name, ==, want[i][0]);
+      g_assert_cmpstr (span, ==, want[i][1]);
+    }
+  g_autoptr (GbApplication) c2 = gb_application_with_value (c, 1, "333");
+  g_assert_cmpstr (c2->text, ==, "Ref 1222. I live in zip 333 and earn a lot. My name is Eve.\nThanks\nDecision:");
 }
 
 typedef struct
