@@ -799,6 +799,21 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (row), open);
   gtk_box_append (GTK_BOX (box), row);
 
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->explain_button = GTK_BUTTON (gtk_button_new_with_mnemonic ("_Explain"));
+  gtk_widget_add_css_class (GTK_WIDGET (self->explain_button), "suggested-action");
+  gtk_widget_set_hexpand (GTK_WIDGET (self->explain_button), TRUE);
+  g_signal_connect_swapped (self->explain_button, "clicked", G_CALLBACK (run_explain), self);
+  self->cancel_button = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
+  g_signal_connect_swapped (self->cancel_button, "clicked", G_CALLBACK (cancel_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->explain_button));
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->cancel_button));
+  gtk_box_append (GTK_BOX (box), row);
+  self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
+  self->progress_label = GTK_LABEL (note (""));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress_label));
+
   self->mode_stack = GTK_STACK (gtk_stack_new ());
   GtkWidget *switcher = gtk_stack_switcher_new ();
   gtk_stack_switcher_set_stack (GTK_STACK_SWITCHER (switcher), self->mode_stack);
@@ -814,21 +829,6 @@ build_sidebar (GbExplainView *self)
   gtk_stack_add_titled (self->mode_stack, GTK_WIDGET (self->text_view), "text", "Text");
   gtk_box_append (GTK_BOX (box), switcher);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->mode_stack));
-
-  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
-  self->explain_button = GTK_BUTTON (gtk_button_new_with_mnemonic ("_Explain"));
-  gtk_widget_add_css_class (GTK_WIDGET (self->explain_button), "suggested-action");
-  gtk_widget_set_hexpand (GTK_WIDGET (self->explain_button), TRUE);
-  g_signal_connect_swapped (self->explain_button, "clicked", G_CALLBACK (run_explain), self);
-  self->cancel_button = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
-  g_signal_connect_swapped (self->cancel_button, "clicked", G_CALLBACK (cancel_clicked_cb), self);
-  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->explain_button));
-  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->cancel_button));
-  gtk_box_append (GTK_BOX (box), row);
-  self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
-  self->progress_label = GTK_LABEL (note (""));
-  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress));
-  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress_label));
 
   gtk_box_append (GTK_BOX (box), heading ("Audit"));
   gtk_box_append (GTK_BOX (box), note ("Decide every record of a JSONL or CSV file and compare approval rates between "
