@@ -176,7 +176,12 @@ steer_vector (GbModel    *model,
   for (guint d = 0; d < D; d++)
     vec[d] = (float) (acc[d] / n);
   g_autofree char *base = g_path_get_basename (path);
-  *description = g_strdup_printf ("mean difference of %u pairs from %s, added to the output of block %u", n, base, layer);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_file_get_contents (path, &data, &len, NULL);
+  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) (data ? data : ""), len);
+  *description = g_strdup_printf ("mean difference of %u pairs from %s (SHA-256 %s), added to the output of block %u", n,
+                                  base, sha, layer);
   return vec;
 }
 
