@@ -353,6 +353,7 @@ gb_explanation_free (GbExplanation *e)
   if (e == NULL)
     return;
   gb_application_free (e->app);
+  g_free (e->class_probs);
   g_free (e->tokens);
   g_free (e->token_start);
   g_free (e->token_end);
@@ -774,6 +775,14 @@ gb_explainer_explain (GbExplainer            *self,
   if (!decide_tokens (self, e->tokens, e->n_tokens, &rec, o->interventions, o->n_interventions, &e->decision, &trace,
                       cancellable, error))
     return NULL;
+  if (self->classifier)
+    {
+      const GbConfig *c = gb_model_get_config (self->model);
+      e->n_classes = c->n_labels;
+      e->class_probs = g_new (double, c->n_labels);
+      for (guint k = 0; k < c->n_labels; k++)
+        e->class_probs[k] = softmax_at (trace->class_logits + (gsize) (trace->n_logit_rows - 1) * c->n_labels, c->n_labels, k);
+    }
   attention (self, e, trace);
   step (&p, "Decision");
   if (!occlude_fields (self, e, o, cancellable, &p, error))
@@ -1175,6 +1184,20 @@ gb_explanation_to_json (const GbExplanation *e,
   json_builder_add_int_value (b, explainer->pos_id);
   json_builder_set_member_name (b, "negative_id");
   json_builder_add_int_value (b, explainer->neg_id);
+  if (e->class_probs != NULL)
+    {
+      const GbConfig *c = gb_model_get_config (explainer->model);
+      json_builder_set_member_name (b, "classes");
+      json_builder_begin_array (b);
+      for (guint k = 0; k < e->n_classes; k++)
+        {
+          json_builder_begin_object (b);
+          add_string (b, "label", c->labels && c->labels[k] ? c->labels[k] : "");
+          add_double (b, "p", e->class_probs[k]);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+    }
   json_builder_end_object (b);
 
   json_builder_set_member_name (b, "fields");

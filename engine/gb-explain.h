@@ -70,6 +70,8 @@ typedef struct
   GbApplication *app;
   GbDecision     decision;
   gboolean       classifier;    /* read from a classification head */
+  guint          n_classes;     /* its classes (config id2label order) */
+  double        *class_probs;   /* [n_classes] softmax, or NULL */
 
   /* Tokens of the prompt and where each lies. */
   guint          n_tokens;

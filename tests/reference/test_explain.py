@@ -235,6 +235,7 @@ def main(argv):
                                   id2label={0: "N", 1: "Y"})
         cconfig["pad_token_id"] = 256
         cparams = ref.random_checkpoint(cconfig, seed=6, std=0.4, attn_std=0.5, fc_std=0.5, n_labels=2)
+        cparams["score.weight"] = cparams["score.weight"] * 0.05   # classes not saturated
         cmodel = os.path.join(root, "cls")
         cstored = ref.write_hf_checkpoint(cmodel, cconfig, cparams, dtype="f32")
         for f in ("vocab.json", "merges.txt"):
@@ -245,8 +246,11 @@ def main(argv):
         pr = np.exp(cl - cl.max())
         pr /= pr.sum()
         cd = cout["decision"]
+        got_pr = [c["p"] for c in cd.get("classes", [])]
         ok = abs(cd["log_odds"] - (cl[1] - cl[0])) <= TOL_REL * max(1, abs(cl[1] - cl[0])) and \
-            abs(cd["p_positive_word"] - pr[1]) <= 1e-5 and cd["source"] == "classification head"
+            abs(cd["p_positive_word"] - pr[1]) <= 1e-5 and cd["source"] == "classification head" and \
+            len(got_pr) == 2 and max(abs(got_pr[k] - pr[k]) for k in range(2)) <= 1e-5 and \
+            [c["label"] for c in cd["classes"]] == ["N", "Y"]
         tap.result(ok, "GPT2ForSequenceClassification: class probabilities",
                    ["classes numpy %s; engine p(Y) %.6f log-odds %.6f" % (np.round(pr, 6), cd["p_positive_word"],
                                                                           cd["log_odds"]),
