@@ -270,41 +270,48 @@ double
 gb_explain_draw_attention (cairo_t             *cr,
                            GbExplainer         *explainer,
                            const GbExplanation *e,
+                           gboolean             heads,
                            double               x,
                            double               y,
                            double               width,
                            gboolean             dark)
 {
-  const guint L = e->n_layer, T = e->n_tokens;
-  const double label_w = 54, row_h = 13;
+  const guint L = e->n_layer, H = e->n_head, T = e->n_tokens;
+  const guint n_rows = heads ? L * H : L;
+  const double label_w = 54, row_h = heads ? 7 : 13;
   const double cell = (width - label_w) / MAX (1, T);
 
   if (e->attn_mean == NULL || T == 0)
     return 0;
-  for (guint r = 0; r <= L; r++)
+  for (guint r = 0; r <= n_rows; r++)
     {
-      const float *row = r < L ? e->attn_mean + (gsize) r * T : e->attn_rollout;
-      const double ry = y + r * row_h + (r == L ? 4 : 0);
+      const float *row = r == n_rows ? e->attn_rollout : heads ? e->attn_heads + (gsize) r * T : e->attn_mean + (gsize) r * T;
+      const double ry = y + r * row_h + (r == n_rows ? 4 : 0) + (heads && r < n_rows ? (r / H) * 2 : (heads ? (L - 1) * 2 : 0));
+      const double rh = r == n_rows ? 13 : row_h;
       float m = 0;
       for (guint t = 0; t < T; t++)
         m = MAX (m, row[t]);
-      char name[32];
-      if (r < L)
-        g_snprintf (name, sizeof name, "layer %u", r);
-      else
+      char name[32] = "";
+      if (r == n_rows)
         g_strlcpy (name, "rollout", sizeof name);
+      else if (!heads)
+        g_snprintf (name, sizeof name, "layer %u", r);
+      else if (r % H == 0)
+        g_snprintf (name, sizeof name, "layer %u", r / H);
       fg (cr, dark, 1);
-      text (cr, name, 9, FALSE, x, ry + 0.5, label_w - 4, TRUE);
+      if (*name)
+        text (cr, name, heads && r < n_rows ? 7.5 : 9, FALSE, x, ry - (heads && r < n_rows ? 1.5 : -0.5), label_w - 4, TRUE);
       for (guint t = 0; t < T; t++)
         {
           const guint8 *c = gb_viridis (m > 0 ? row[t] / m : 0);
           cairo_set_source_rgb (cr, c[0] / 255.0, c[1] / 255.0, c[2] / 255.0);
-          cairo_rectangle (cr, x + label_w + t * cell, ry, ceil (cell * 4) / 4 + 0.2, row_h - 1);
+          cairo_rectangle (cr, x + label_w + t * cell, ry, ceil (cell * 4) / 4 + 0.2, rh - 1);
           cairo_fill (cr);
         }
     }
+  const double grid_h = n_rows * row_h + (heads ? (L - 1) * 2 : 0) + 4 + 13;
   /* Fields under their tokens. */
-  double by = y + (L + 1) * row_h + 8;
+  double by = y + grid_h + 8;
   double last_end = -1;
   for (guint f = 0; f < e->n_fields; f++)
     {
@@ -337,7 +344,7 @@ gb_explain_draw_attention (cairo_t             *cr,
         }
     }
   (void) explainer;
-  return (L + 1) * row_h + 8 + 86;
+  return grid_h + 8 + 86;
 }
 
 double
@@ -573,7 +580,9 @@ draw_explanation (Page                *p,
   heading_keep (p, "Attention from the decision position", (e->n_layer + 1) * 13 + 130);
   para (p, CAVEAT, 9.5, 0.75);
   need (p, (e->n_layer + 1) * 13 + 100);
-  p->y += gb_explain_draw_attention (p->cr, ex, e, MARGIN, p->y, W, FALSE) + 6;
+  p->y += gb_explain_draw_attention (p->cr, ex, e, FALSE, MARGIN, p->y, W, FALSE) + 6;
+  heading_keep (p, "Attention from the decision position, every head", e->n_layer * e->n_head * 7 + 140);
+  p->y += gb_explain_draw_attention (p->cr, ex, e, TRUE, MARGIN, p->y, W, FALSE) + 6;
 }
 
 static void

@@ -48,11 +48,13 @@ double gb_explain_draw_tokens (cairo_t             *cr,
                                double               y,
                                double               width,
                                gboolean             dark);
-/* Attention from the decision position: one row per layer (mean over its
- * heads) and the rollout, over the tokens. */
+/* Attention from the decision position over the tokens: one row per layer
+ * (mean over its heads) or, with @heads, one row per head, then the
+ * rollout; each row scaled to its maximum. */
 double gb_explain_draw_attention (cairo_t             *cr,
                                   GbExplainer         *explainer,
                                   const GbExplanation *e,
+                                  gboolean             heads,
                                   double               x,
                                   double               y,
                                   double               width,

@@ -46,6 +46,7 @@ struct _GbExplainView
   GtkLabel       *cf_label;
   GtkLabel       *ig_label;
   GtkDropDown    *method;
+  GtkDropDown    *attention_kind;
   GtkDrawingArea *bars_area;
   GtkDrawingArea *tokens_area;
   GtkDrawingArea *attention_area;
@@ -225,6 +226,12 @@ current_method (GbExplainView *self)
   return (GbEvidence) MIN (gtk_drop_down_get_selected (self->method), GB_N_EVIDENCE - 1);
 }
 
+static gboolean
+attention_heads (GbExplainView *self)
+{
+  return gtk_drop_down_get_selected (self->attention_kind) == 1;
+}
+
 /* Height a figure needs at @width, measured on a recording surface. */
 static double
 measure (GbExplainView *self,
@@ -241,7 +248,7 @@ measure (GbExplainView *self,
   else if (which == 1 && e)
     h = gb_explain_draw_tokens (cr, self->explainer, e, current_method (self), 0, 0, width, FALSE);
   else if (which == 2 && e)
-    h = gb_explain_draw_attention (cr, self->explainer, e, 0, 0, width, FALSE);
+    h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, FALSE);
   else if (which == 3 && self->audit)
     h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, FALSE);
   cairo_destroy (cr);
@@ -277,7 +284,7 @@ draw_cb (GtkDrawingArea *area,
   else if (which == 1 && e)
     h = gb_explain_draw_tokens (cr, self->explainer, e, current_method (self), 0, 0, width, dark);
   else if (which == 2 && e)
-    h = gb_explain_draw_attention (cr, self->explainer, e, 0, 0, width, dark);
+    h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, dark);
   else if (which == 3 && self->audit)
     h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, dark);
   /* A figure whose height changed (its data did) is resized after this
@@ -930,7 +937,16 @@ build_results (GbExplainView *self)
   self->tokens_area = figure (self, 1);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->tokens_area));
 
-  gtk_box_append (GTK_BOX (box), heading ("Attention from the decision position"));
+  hrow = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  h = heading ("Attention from the decision position");
+  gtk_widget_set_hexpand (h, TRUE);
+  self->attention_kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
+    "Mean per layer", "Every head", NULL }));
+  gtk_widget_set_valign (GTK_WIDGET (self->attention_kind), GTK_ALIGN_END);
+  g_signal_connect_swapped (self->attention_kind, "notify::selected", G_CALLBACK (method_changed_cb), self);
+  gtk_box_append (GTK_BOX (hrow), h);
+  gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->attention_kind));
+  gtk_box_append (GTK_BOX (box), hrow);
   GtkWidget *caveat = note ("Attention is not explanation (Jain & Wallace 2019): it shows where the decision position "
                             "reads from, not what caused the decision. Rows: each layer's mean over heads, then the "
                             "rollout; each row scaled to its maximum.");
