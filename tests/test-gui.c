@@ -185,7 +185,8 @@ static cairo_surface_t *
 explain_screenshot (const char *const *env,
                     const char        *model,
                     const char        *name,
-                    gboolean           audit)
+                    gboolean           audit,
+                    const char        *report)
 {
   g_autofree char *dir = gb_test_tmpdir ();
   g_autofree char *shot = g_build_filename (dir, name, NULL);
@@ -197,7 +198,7 @@ explain_screenshot (const char *const *env,
 
   if (audit)
     spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app, "--audit",
-           csv, "--screenshot", shot, NULL);
+           csv, "--report", report, "--screenshot", shot, NULL);
   else
     spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app,
            "--screenshot", shot, NULL);
@@ -218,7 +219,7 @@ static void
 test_explain_view (void)
 {
   g_autofree char *demo = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "models", "loan-officer", NULL);
-  cairo_surface_t *png = explain_screenshot (NULL, demo, "explain.png", FALSE);
+  cairo_surface_t *png = explain_screenshot (NULL, demo, "explain.png", FALSE, NULL);
 
   g_assert_cmpint (cairo_image_surface_get_width (png), >=, 1000);
   /* "Rejected" in libadwaita's light error colour, and the largest
@@ -234,13 +235,26 @@ test_explain_view_dark_audit (void)
 {
   const char *env[] = { "ADW_DEBUG_COLOR_SCHEME", "prefer-dark", NULL };
   g_autofree char *demo = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "models", "loan-officer", NULL);
-  cairo_surface_t *png = explain_screenshot (env, demo, "explain-dark-audit.png", TRUE);
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *report = g_build_filename (dir, "report.pdf", NULL);
+  cairo_surface_t *png = explain_screenshot (env, demo, "explain-dark-audit.png", TRUE, report);
 
   g_assert_cmpfloat (mean_luma (png), <, 0.35);
   /* The audit's rate bars: the diverging blue at 0.8 over the dark
    * background, (0.16, 0.392, 0.714) as cairo stores it. */
   g_assert_true (has_pixel (png, 0x2864b6));
   cairo_surface_destroy (png);
+
+  /* Export Report's file, unattended: the report the CLI writes. */
+  g_autofree char *out = NULL;
+  const char *argv[] = { "pdftotext", report, "-", NULL };
+  int status;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &out, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (out, "Rejected"));
+  g_assert_nonnull (strstr (out, "Audit: 40 records grouped by zip_group"));
+  g_assert_nonnull (strstr (out, "Provenance"));
 }
 
 int

@@ -65,7 +65,8 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "view", "s", &a->view);
   g_variant_dict_lookup (options, "application", "^ay", &a->application);
   g_variant_dict_lookup (options, "audit", "^ay", &a->audit);
-  self->automated = a->export_path != NULL || a->screenshot != NULL;
+  g_variant_dict_lookup (options, "report", "^ay", &a->report);
+  self->automated = a->export_path != NULL || a->screenshot != NULL || a->report != NULL;
   return -1;
 }
 
@@ -129,6 +130,7 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.view);
   g_free (self->automation.application);
   g_free (self->automation.audit);
+  g_free (self->automation.report);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -159,6 +161,7 @@ gb_application_init (GbApplication *self)
     { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show a view: explain", "VIEW" },
     { "application", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: application to explain", "FILE" },
     { "audit", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: records to audit", "FILE" },
+    { "report", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: write the PDF report there, then quit", "FILE" },
     { NULL }
   };
 

@@ -81,6 +81,7 @@ struct _GbExplainView
   void          (*done) (gpointer data, int status);
   gpointer        done_data;
   gboolean        audit_pending;
+  char           *report_path;
 };
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
@@ -201,12 +202,21 @@ toast (GbExplainView *self,
     g_message ("%s", message);
 }
 
+static gboolean export_report (GbExplainView *self, const char *path, GError **error);
+
 static void
 finish_automation (GbExplainView *self,
                    int            status)
 {
+  g_autoptr (GError) error = NULL;
+
   if (self->done == NULL)
     return;
+  if (status == 0 && self->report_path != NULL && !export_report (self, self->report_path, &error))
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      status = 1;
+    }
   void (*done) (gpointer, int) = self->done;
   self->done = NULL;
   done (self->done_data, status);
@@ -631,6 +641,23 @@ sample_selected_cb (GbExplainView *self)
   run_explain (self);
 }
 
+/* The same report as glassbox-cli explain --output. */
+static gboolean
+export_report (GbExplainView *self,
+               const char    *path,
+               GError       **error)
+{
+  GbReportProvenance prov = { gb_model_get_path (self->model), self->schema_path, self->app_path,
+                              self->audit ? self->audit_path : NULL, GB_VERSION, NULL, NULL, NULL };
+
+  if (self->explanation == NULL && self->audit == NULL)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "%s: nothing to report yet", path);
+      return FALSE;
+    }
+  return gb_explain_report_write (path, self->explainer, self->explanation, self->audit, &prov, error);
+}
+
 static void
 open_response_cb (GbExplainView *self,
                   int            response)
@@ -657,10 +684,7 @@ open_response_cb (GbExplainView *self,
     }
   else if (path != NULL && g_str_equal (purpose, "export"))
     {
-      g_autofree char *version = g_strdup (GB_VERSION);
-      GbReportProvenance prov = { gb_model_get_path (self->model), self->schema_path, self->app_path,
-                                  self->audit ? self->audit_path : NULL, version, NULL };
-      if (gb_explain_report_write (path, self->explainer, self->explanation, self->audit, &prov, &error))
+      if (export_report (self, path, &error))
         {
           g_autofree char *msg = g_strdup_printf ("Report saved to %s", path);
           toast (self, msg);
@@ -1057,6 +1081,7 @@ gb_explain_view_finalize (GObject *object)
   g_free (self->app_path);
   g_free (self->audit_path);
   g_free (self->error_text);
+  g_free (self->report_path);
   G_OBJECT_CLASS (gb_explain_view_parent_class)->finalize (object);
 }
 
@@ -1139,12 +1164,15 @@ void
 gb_explain_view_automate (GbExplainView *self,
                           const char    *application,
                           const char    *audit,
+                          const char    *report,
                           void         (*done) (gpointer data, int status),
                           gpointer       data)
 {
   g_autoptr (GError) error = NULL;
 
   g_return_if_fail (GB_IS_EXPLAIN_VIEW (self));
+  g_free (self->report_path);
+  self->report_path = g_strdup (report);
   self->done = done;
   self->done_data = data;
   if (audit != NULL)

@@ -19,10 +19,12 @@ GtkWidget *gb_explain_view_new (void);
 void       gb_explain_view_set_model (GbExplainView *self,
                                       GbModel       *model);
 /* Unattended (tests, screenshots): opens @application, explains it, runs
- * the audit over @audit when not NULL, then calls @done with 0 or 1. */
+ * the audit over @audit when not NULL, writes the report to @report when
+ * not NULL (as Export Report does), then calls @done with 0 or 1. */
 void       gb_explain_view_automate (GbExplainView *self,
                                      const char    *application,
                                      const char    *audit,
+                                     const char    *report,
                                      void         (*done) (gpointer data, int status),
                                      gpointer       data);
 

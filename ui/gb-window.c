@@ -899,7 +899,7 @@ apply_automation (GbWindow *self)
     {
       GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (self->explain_view), ADW_TYPE_VIEW_STACK);
       adw_view_stack_set_visible_child_name (ADW_VIEW_STACK (stack), "explain");
-      gb_explain_view_automate (self->explain_view, a->application, a->audit, explain_automation_done, self);
+      gb_explain_view_automate (self->explain_view, a->application, a->audit, a->report, explain_automation_done, self);
       return;
     }
 

@@ -23,6 +23,7 @@ typedef struct
   char  *view;         /* "explain": show that view instead */
   char  *application;  /* explain view: the application to explain */
   char  *audit;        /* explain view: records to audit */
+  char  *report;       /* explain view: write the PDF report there */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */
