@@ -741,7 +741,8 @@ method_changed_cb (GbExplainView *self)
 static void
 dark_changed_cb (GbExplainView *self)
 {
-  redraw (self);
+  if (self->explanation != NULL || self->audit != NULL)
+    redraw (self);
 }
 
 /* ---- Construction ---- */
@@ -800,7 +801,7 @@ figure (GbExplainView *self,
   gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (area), draw_cb, self, NULL);
   g_signal_connect (area, "resize", G_CALLBACK (area_resize_cb), self);
   gtk_widget_set_hexpand (area, TRUE);
-  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (area), 1);
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (area), 4);
   return GTK_DRAWING_AREA (area);
 }
 

@@ -860,6 +860,13 @@ screenshot_tick_cb (GtkWidget     *widget,
     }
   const gboolean ok = save_screenshot (widget, self->automation->screenshot);
 
+  /* The paintable is empty on a frame where a relayout is pending (a
+   * figure that just changed size): try again on the next frames. */
+  if (!ok && frames < 60)
+    {
+      gtk_widget_queue_draw (widget);
+      return G_SOURCE_CONTINUE;
+    }
   if (!ok)
     g_printerr ("glassbox: could not save the screenshot to %s\n", self->automation->screenshot);
   automation_done (self, ok ? 0 : 1);
