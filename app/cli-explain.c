@@ -61,7 +61,8 @@ print_bar (double v,
 static void
 print_explanation (GbExplainer         *ex,
                    const GbExplanation *e,
-                   const char          *source)
+                   const char          *source,
+                   GbOcclusionMode      mode)
 {
   GbAppSchema *schema = gb_explainer_get_schema (ex);
   g_autofree char *pos = NULL, *neg = NULL, *dec = NULL;
@@ -91,7 +92,9 @@ print_explanation (GbExplainer         *ex,
       print_bar (e->occlusion[f], max_abs);
       printf ("\n");
     }
-  printf ("  occlusion: the field's line removed; IG: integrated gradients; rollout: attention (not an explanation, Jain & Wallace 2019)\n");
+  printf ("  occlusion: %s; IG: integrated gradients; rollout: attention (not an explanation, Jain & Wallace 2019)\n",
+          mode == GB_OCCLUDE_NEUTRAL ? "the value replaced by the schema's neutral value (line removed when it has none)"
+                                     : "the field's line removed");
   if (e->ig)
     printf ("\nIntegrated gradients: %u steps, baseline = position embeddings only; sum %.4f vs F(x) - F(baseline) = %.4f - %.4f "
             "(completeness error %.2f%%)\n",
@@ -351,7 +354,7 @@ gb_cli_explain (int    argc,
       if (steer_desc)
         printf ("Steering: %s\n\n", steer_desc);
       if (e)
-        print_explanation (ex, e, o.application ? o.application : "text");
+        print_explanation (ex, e, o.application ? o.application : "text", opts.occlusion);
       if (e && vec)
         {
           g_autofree char *pos = NULL, *dec = NULL;
