@@ -444,6 +444,7 @@ occlude_fields (GbExplainer            *self,
 {
   g_auto (Prefix) pre;
   prefix_init (&pre, self, e->tokens, e->n_tokens, o->interventions, o->n_interventions);
+  e->occlusion_mode = o->occlusion;
   e->occlusion = g_new0 (double, e->n_fields);
   e->occluded_log_odds = g_new0 (double, e->n_fields);
   for (guint f = 0; f < e->n_fields; f++)
@@ -1296,6 +1297,7 @@ gb_explanation_to_json (const GbExplanation *e,
   json_builder_end_array (b);
   g_autofree char *sentence = gb_explanation_counterfactual_sentence (e, explainer);
   add_string (b, "counterfactual_sentence", sentence);
+  add_string (b, "occlusion_mode", e->occlusion_mode == GB_OCCLUDE_NEUTRAL ? "neutral" : "remove");
   if (audit != NULL)
     {
       json_builder_set_member_name (b, "audit");

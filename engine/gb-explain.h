@@ -83,6 +83,7 @@ typedef struct
 
   /* Occlusion: log-odds(original) - log-odds(occluded). Positive = the
    * field pushed towards the positive label. */
+  GbOcclusionMode occlusion_mode;
   double        *occlusion;          /* [F] */
   double        *occluded_log_odds;  /* [F] */
   double        *token_occlusion;    /* [T] or NULL (removing one token) */

@@ -546,9 +546,13 @@ draw_explanation (Page                *p,
   p->y += th + 16;
 
   heading_keep (p, "Field attributions: occlusion (causal)", e->n_fields * ROW_H + 30);
-  g_autofree char *how = g_strdup_printf ("Change in log-odds %s/%s when the field's line is removed from the application; "
-                                          "positive bars pushed towards %s, negative towards %s.",
-                                          pos, neg, pos, neg);
+  g_autofree char *how = g_strdup_printf ("Change in log-odds %s/%s when %s; positive bars pushed towards %s, negative "
+                                          "towards %s.", pos, neg,
+                                          e->occlusion_mode == GB_OCCLUDE_NEUTRAL
+                                            ? "the field's value is replaced by the schema's neutral value (its line "
+                                              "removed when it has none)"
+                                            : "the field's line is removed from the application",
+                                          pos, neg);
   para (p, how, 9.5, 0.75);
   need (p, e->n_fields * ROW_H + 4);
   p->y += gb_explain_draw_field_bars (p->cr, e, GB_EVIDENCE_OCCLUSION, MARGIN, p->y, W, FALSE) + 6;
