@@ -48,5 +48,6 @@ gboolean gb_cli_parse_layers (const char *spec,
                               guint64    *mask,
                               GError    **error);
 int gb_cli_sae (int argc, char **argv);
+int gb_cli_explain (int argc, char **argv);
 
 G_END_DECLS

@@ -22,6 +22,7 @@ static const Command commands[] = {
   { "eval", gb_cli_eval, "Next-token loss and perplexity of the model on a text file" },
   { "grad", gb_cli_grad, "Dump gradients of the next-token loss and of a logit difference (for notebooks)" },
   { "attention", gb_cli_attention, "Render an attention heatmap (one head, a layer's mean or the rollout) to PNG, SVG or PDF" },
+  { "explain", gb_cli_explain, "Explain a decision on an application (occlusion, gradients, attention, counterfactual) or audit many; PDF report" },
   { "heads", gb_cli_heads, "Score every head's role: previous-token, first-token, self, induction, diffuse" },
   { "steer", gb_cli_steer, "Steering vectors: train from contrastive pairs, export/import llama.cpp GGUF, show" },
   { "init-model", gb_cli_init_model, "Write a randomly initialised GPT-2 checkpoint (benchmarks, tests)" },

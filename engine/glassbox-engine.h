@@ -16,3 +16,5 @@
 #include "gb-heads.h"
 #include "gb-steer.h"
 #include "gb-sae.h"
+#include "gb-application.h"
+#include "gb-explain.h"

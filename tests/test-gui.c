@@ -178,6 +178,85 @@ test_broken_model (void)
   g_assert_false (g_file_test (shot, G_FILE_TEST_EXISTS));
 }
 
+/* The Explain view on the bundled demo model and a bundled rejected
+ * application, with an audit of the bundled CSV: the red "Rejected", the
+ * strongest occlusion bar at full colour, then the audit table in view. */
+static cairo_surface_t *
+explain_screenshot (const char *const *env,
+                    const char        *model,
+                    const char        *name,
+                    gboolean           audit,
+                    const char        *report)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *shot = g_build_filename (dir, name, NULL);
+  g_autofree char *app = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "applications",
+                                           "sample-proxy-1.json", NULL);
+  g_autofree char *csv = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "applications",
+                                           "audit-loans.csv", NULL);
+  g_auto (Run) r = { 0 };
+
+  if (audit)
+    spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app, "--audit",
+           csv, "--report", report, "--screenshot", shot, NULL);
+  else
+    spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app,
+           "--screenshot", shot, NULL);
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 0);
+  assert_clean_stderr (r.err);
+  cairo_surface_t *png = cairo_image_surface_create_from_png (shot);
+  g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);
+  if (g_getenv ("GLASSBOX_KEEP_SCREENSHOTS"))
+    {
+      g_autofree char *keep = g_build_filename (g_getenv ("GLASSBOX_KEEP_SCREENSHOTS"), name, NULL);
+      cairo_surface_write_to_png (png, keep);
+    }
+  return png;
+}
+
+static void
+test_explain_view (void)
+{
+  g_autofree char *demo = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "models", "loan-officer", NULL);
+  cairo_surface_t *png = explain_screenshot (NULL, demo, "explain.png", FALSE, NULL);
+
+  g_assert_cmpint (cairo_image_surface_get_width (png), >=, 1000);
+  /* "Rejected" in libadwaita's light error colour, and the largest
+   * occlusion bar (towards rejection) at the full diverging colour. */
+  g_assert_true (has_pixel (png, 0xc01c28));
+  g_assert_true (has_pixel (png, 0xde541e));
+  g_assert_cmpfloat (mean_luma (png), >, 0.55);
+  cairo_surface_destroy (png);
+}
+
+static void
+test_explain_view_dark_audit (void)
+{
+  const char *env[] = { "ADW_DEBUG_COLOR_SCHEME", "prefer-dark", NULL };
+  g_autofree char *demo = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "models", "loan-officer", NULL);
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *report = g_build_filename (dir, "report.pdf", NULL);
+  cairo_surface_t *png = explain_screenshot (env, demo, "explain-dark-audit.png", TRUE, report);
+
+  g_assert_cmpfloat (mean_luma (png), <, 0.35);
+  /* The audit's rate bars: the diverging blue at 0.8 over the dark
+   * background, (0.16, 0.392, 0.714) as cairo stores it. */
+  g_assert_true (has_pixel (png, 0x2864b6));
+  cairo_surface_destroy (png);
+
+  /* Export Report's file, unattended: the report the CLI writes. */
+  g_autofree char *out = NULL;
+  const char *argv[] = { "pdftotext", report, "-", NULL };
+  int status;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &out, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (out, "Rejected"));
+  g_assert_nonnull (strstr (out, "Audit: 40 records grouped by zip_group"));
+  g_assert_nonnull (strstr (out, "Provenance"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -190,5 +269,7 @@ main (int    argc,
   g_test_add_func ("/ui/gui/dark", test_dark);
   g_test_add_func ("/ui/gui/export-matches-cli", test_export_matches_cli);
   g_test_add_func ("/ui/gui/broken-model", test_broken_model);
+  g_test_add_func ("/ui/gui/explain", test_explain_view);
+  g_test_add_func ("/ui/gui/explain-dark-audit", test_explain_view_dark_audit);
   return g_test_run ();
 }

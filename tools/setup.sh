@@ -12,6 +12,7 @@ packages=(
   libgtk-4-dev libadwaita-1-dev
   python3 python3-numpy
   xvfb xauth
+  poppler-utils
   fortunes
 )
 missing=()

@@ -86,7 +86,10 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "train-sae", "^ay", &a->train_sae);
   g_variant_dict_lookup (options, "train-tokens", "s", &a->train_tokens);
   g_variant_dict_lookup (options, "train-dialog", "b", &a->train_dialog);
-  self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL;
+  g_variant_dict_lookup (options, "application", "^ay", &a->application);
+  g_variant_dict_lookup (options, "audit", "^ay", &a->audit);
+  g_variant_dict_lookup (options, "report", "^ay", &a->report);
+  self->automated = a->export_path != NULL || a->screenshot != NULL || a->export_features != NULL || a->report != NULL;
   return -1;
 }
 
@@ -175,6 +178,9 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.features_text);
   g_free (self->automation.train_sae);
   g_free (self->automation.train_tokens);
+  g_free (self->automation.application);
+  g_free (self->automation.audit);
+  g_free (self->automation.report);
   G_OBJECT_CLASS (gb_application_parent_class)->finalize (object);
 }
 
@@ -220,6 +226,9 @@ gb_application_init (GbApplication *self)
     { "train-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Its token budget", "N" },
     { "features-text", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show the features on this text", "TEXT" },
     { "export-features", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the gallery (.html, .json) or the feature page (.png), then quit", "FILE" },
+    { "application", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: application to explain", "FILE" },
+    { "audit", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: records to audit", "FILE" },
+    { "report", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: write the PDF report there, then quit", "FILE" },
     { NULL }
   };
 

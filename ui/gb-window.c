@@ -9,6 +9,7 @@
 #include "gb-build-config.h"
 #include "gb-steering-view.h"
 #include "gb-features-view.h"
+#include "gb-explain-view.h"
 #include "gb-token-bars.h"
 #include "gb-window.h"
 
@@ -87,6 +88,7 @@ struct _GbWindow
   AdwViewStack         *stack;
   GbSteeringView       *steering_view;
   GbFeaturesView       *features_view;
+  GbExplainView        *explain_view;
 
   /* Borrowed */
   const GbAutomation *automation;
@@ -438,6 +440,7 @@ load_done_cb (GObject      *source,
   self->scores = g_steal_pointer (&r->scores);
   load_result_free (r);
   gb_steering_view_set_model (self->steering_view, self->model);
+  gb_explain_view_set_model (self->explain_view, self->model);
 
   remember_model (self, gb_model_get_path (self->model));
   rebuild_model_menu (self);
@@ -1084,6 +1087,18 @@ run_steering_demo (GbWindow *self)
 }
 
 static void
+explain_automation_done (gpointer data,
+                         int      status)
+{
+  GbWindow *self = data;
+
+  if (status == 0 && self->automation->screenshot)
+    g_timeout_add (300, screenshot_cb, self);
+  else
+    automation_done (self, status);
+}
+
+static void
 apply_automation (GbWindow *self)
 {
   const GbAutomation *a = self->automation;
@@ -1092,6 +1107,14 @@ apply_automation (GbWindow *self)
 
   if (g_strcmp0 (a->view, "steering") == 0 && run_steering_demo (self))
     return;
+  if (a->view != NULL && g_str_equal (a->view, "explain"))
+    {
+      GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (self->explain_view), ADW_TYPE_VIEW_STACK);
+      adw_view_stack_set_visible_child_name (ADW_VIEW_STACK (stack), "explain");
+      gb_explain_view_automate (self->explain_view, a->application, a->audit, a->report, explain_automation_done, self);
+      return;
+    }
+
   self->updating = TRUE;
   if (a->layer >= 0)
     gtk_spin_button_set_value (self->layer_spin, a->layer);
@@ -1365,6 +1388,7 @@ gb_window_class_init (GbWindowClass *klass)
   g_type_ensure (GB_TYPE_TOKEN_BARS);
   g_type_ensure (GB_TYPE_STEERING_VIEW);
   g_type_ensure (GB_TYPE_FEATURES_VIEW);
+  g_type_ensure (GB_TYPE_EXPLAIN_VIEW);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/glassbox/Glassbox/gb-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GbWindow, toasts);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, switcher_title);
@@ -1391,6 +1415,7 @@ gb_window_class_init (GbWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GbWindow, heads_box);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_title);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, figure_stack);
+  gtk_widget_class_bind_template_child (widget_class, GbWindow, explain_view);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, grid);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, bars);
   gtk_widget_class_bind_template_child (widget_class, GbWindow, stack);

@@ -43,6 +43,9 @@ typedef struct
   char  *train_sae;        /* train an SAE into this folder (on @sae_corpus) instead of opening @sae */
   char  *train_tokens;     /* its budget */
   gboolean train_dialog;   /* screenshot the Train dialog instead of the window */
+  char  *application;  /* explain view: the application to explain */
+  char  *audit;        /* explain view: records to audit */
+  char  *report;       /* explain view: write the PDF report there */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */

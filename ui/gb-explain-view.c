@@ -1,0 +1,1215 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-ui"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "gb-build-config.h"
+#include "gb-explain-report.h"
+#include "gb-explain-view.h"
+
+#define SIDEBAR_W 340
+/* Figures are drawn in report units (points); on screen they are larger. */
+#define FIGURE_SCALE 1.25
+
+/* Progress crosses from a worker to the main thread one way: the worker
+ * writes under the lock and schedules at most one idle, which updates the
+ * bar. Reference-counted: a worker may outlive the view's interest. */
+typedef struct
+{
+  GMutex          lock;
+  double          fraction;
+  char           *message;
+  guint           idle_id;
+  GWeakRef        bar;
+  GWeakRef        label;
+} Progress;
+
+struct _GbExplainView
+{
+  AdwBin parent_instance;
+
+  /* Widgets (owned by the widget tree) */
+  GtkDropDown    *samples;
+  GtkStack       *mode_stack;
+  AdwPreferencesGroup *form;
+  GPtrArray      *entries;        /* AdwEntryRow*, one per schema field */
+  GtkTextView    *text_view;
+  GtkButton      *explain_button;
+  GtkButton      *cancel_button;
+  GtkProgressBar *progress;
+  GtkLabel       *progress_label;
+  GtkStack       *result_stack;
+  AdwStatusPage  *empty_page;
+  GtkLabel       *decision_label;
+  GtkLabel       *prob_label;
+  GtkLabel       *cf_label;
+  GtkLabel       *ig_label;
+  GtkDropDown    *method;
+  GtkDropDown    *attention_kind;
+  GtkDrawingArea *bars_area;
+  GtkDrawingArea *tokens_area;
+  GtkDrawingArea *attention_area;
+  GtkButton      *export_button;
+  GtkEntry       *audit_group;
+  GtkLabel       *audit_file_label;
+  GtkButton      *audit_button;
+  GtkButton      *audit_cancel;
+  GtkProgressBar *audit_progress;
+  GtkLabel       *audit_progress_label;
+  GtkDrawingArea *audit_area;
+  GtkScrolledWindow *results_scroll;
+
+  /* Owned */
+  GbModel        *model;
+  GbExplainer    *explainer;
+  GPtrArray      *retired;        /* explainers a cancelled job may still use */
+  GbExplanation  *explanation;
+  GbAudit        *audit;
+  char           *schema_path;
+  char           *app_path;
+  char           *audit_path;
+  GPtrArray      *sample_paths;
+  GCancellable   *explain_cancellable;
+  GCancellable   *audit_cancellable;
+  Progress       *explain_progress;
+  Progress       *audit_progress_state;
+  GtkFileChooserNative *chooser;
+  char           *error_text;
+
+  /* Automation */
+  void          (*done) (gpointer data, int status);
+  gpointer        done_data;
+  gboolean        audit_pending;
+  char           *report_path;
+};
+
+G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
+
+static void run_explain (GbExplainView *self);
+
+/* What a worker's callback needs: the view (held until the job ends, so the
+ * explainers it keeps outlive the job) and the explainer the job used. */
+typedef struct
+{
+  GbExplainView *view;
+  GbExplainer   *explainer;
+} Job;
+
+static Job *
+job_new (GbExplainView *view)
+{
+  Job *job = g_new (Job, 1);
+  job->view = g_object_ref (view);
+  job->explainer = view->explainer;
+  return job;
+}
+
+static void
+job_free (Job *job)
+{
+  g_object_unref (job->view);
+  g_free (job);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Job, job_free)
+
+/* ---- Progress ---- */
+
+static void
+progress_clear (Progress *p)
+{
+  g_clear_handle_id (&p->idle_id, g_source_remove);
+  g_free (p->message);
+  g_weak_ref_clear (&p->bar);
+  g_weak_ref_clear (&p->label);
+  g_mutex_clear (&p->lock);
+}
+
+static Progress *
+progress_new (GtkProgressBar *bar,
+              GtkLabel       *label)
+{
+  Progress *p = g_atomic_rc_box_new0 (Progress);
+  g_mutex_init (&p->lock);
+  g_weak_ref_init (&p->bar, bar);
+  g_weak_ref_init (&p->label, label);
+  return p;
+}
+
+static void
+progress_release (gpointer p)
+{
+  g_atomic_rc_box_release_full (p, (GDestroyNotify) progress_clear);
+}
+
+static gboolean
+progress_idle_cb (gpointer data)
+{
+  Progress *p = data;
+  g_autoptr (GtkProgressBar) bar = g_weak_ref_get (&p->bar);
+  g_autoptr (GtkLabel) label = g_weak_ref_get (&p->label);
+  g_autofree char *message = NULL;
+  double fraction;
+
+  g_mutex_lock (&p->lock);
+  fraction = p->fraction;
+  message = g_strdup (p->message);
+  p->idle_id = 0;
+  g_mutex_unlock (&p->lock);
+  if (bar)
+    gtk_progress_bar_set_fraction (bar, fraction);
+  if (label && message)
+    gtk_label_set_text (label, message);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+progress_cb (double      fraction,
+             const char *message,
+             gpointer    data)
+{
+  Progress *p = data;
+
+  g_mutex_lock (&p->lock);
+  p->fraction = fraction;
+  g_free (p->message);
+  p->message = g_strdup (message);
+  if (p->idle_id == 0)
+    p->idle_id = g_idle_add_full (G_PRIORITY_DEFAULT, progress_idle_cb, g_atomic_rc_box_acquire (p), progress_release);
+  g_mutex_unlock (&p->lock);
+}
+
+/* ---- Helpers ---- */
+
+static gboolean
+is_dark (void)
+{
+  return adw_style_manager_get_dark (adw_style_manager_get_default ());
+}
+
+static void
+toast (GbExplainView *self,
+       const char    *message)
+{
+  GtkWidget *overlay = gtk_widget_get_ancestor (GTK_WIDGET (self), ADW_TYPE_TOAST_OVERLAY);
+  if (overlay)
+    {
+      AdwToast *t = adw_toast_new (message);
+      adw_toast_set_timeout (t, 6);
+      adw_toast_overlay_add_toast (ADW_TOAST_OVERLAY (overlay), t);
+    }
+  else
+    g_message ("%s", message);
+}
+
+static gboolean export_report (GbExplainView *self, const char *path, GError **error);
+
+static void
+finish_automation (GbExplainView *self,
+                   int            status)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->done == NULL)
+    return;
+  if (status == 0 && self->report_path != NULL && !export_report (self, self->report_path, &error))
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      status = 1;
+    }
+  void (*done) (gpointer, int) = self->done;
+  self->done = NULL;
+  done (self->done_data, status);
+}
+
+static char *
+label_word (GbExplainView *self,
+            gboolean       positive)
+{
+  GbAppSchema *s = gb_explainer_get_schema (self->explainer);
+  return g_strstrip (g_strdup (positive ? s->positive : s->negative));
+}
+
+static GbEvidence
+current_method (GbExplainView *self)
+{
+  return (GbEvidence) MIN (gtk_drop_down_get_selected (self->method), GB_N_EVIDENCE - 1);
+}
+
+static gboolean
+attention_heads (GbExplainView *self)
+{
+  return gtk_drop_down_get_selected (self->attention_kind) == 1;
+}
+
+/* Height a figure needs at @width, measured on a recording surface. */
+static double
+measure (GbExplainView *self,
+         int            which,
+         double         width)
+{
+  cairo_surface_t *rec = cairo_recording_surface_create (CAIRO_CONTENT_COLOR_ALPHA, NULL);
+  cairo_t *cr = cairo_create (rec);
+  double h = 0;
+  const GbExplanation *e = self->explanation;
+
+  if (which == 0 && e)
+    h = gb_explain_draw_field_bars (cr, e, current_method (self), 0, 0, width, FALSE);
+  else if (which == 1 && e)
+    h = gb_explain_draw_tokens (cr, self->explainer, e, current_method (self), 0, 0, width, FALSE);
+  else if (which == 2 && e)
+    h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, FALSE);
+  else if (which == 3 && self->audit)
+    h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, FALSE);
+  cairo_destroy (cr);
+  cairo_surface_destroy (rec);
+  return h * FIGURE_SCALE;
+}
+
+static gboolean
+set_height_idle_cb (gpointer data)
+{
+  GtkDrawingArea *area = data;
+  gtk_drawing_area_set_content_height (area, GPOINTER_TO_INT (g_object_get_data (G_OBJECT (area), "gb-height")));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+draw_cb (GtkDrawingArea *area,
+         cairo_t        *cr,
+         int             width,
+         int             height,
+         gpointer        data)
+{
+  GbExplainView *self = data;
+  const int which = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (area), "which"));
+  const gboolean dark = is_dark ();
+  const GbExplanation *e = self->explanation;
+  double h = 0;
+
+  cairo_scale (cr, FIGURE_SCALE, FIGURE_SCALE);
+  width = (int) (width / FIGURE_SCALE);
+  if (which == 0 && e)
+    h = gb_explain_draw_field_bars (cr, e, current_method (self), 0, 0, width, dark);
+  else if (which == 1 && e)
+    h = gb_explain_draw_tokens (cr, self->explainer, e, current_method (self), 0, 0, width, dark);
+  else if (which == 2 && e)
+    h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, dark);
+  else if (which == 3 && self->audit)
+    h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, dark);
+  /* A figure whose height changed (its data did) is resized after this
+   * frame, never during it. */
+  const int want = (int) (h * FIGURE_SCALE) + 4;
+  if (want != gtk_drawing_area_get_content_height (area))
+    {
+      g_object_set_data (G_OBJECT (area), "gb-height", GINT_TO_POINTER (want));
+      g_idle_add_full (G_PRIORITY_DEFAULT, set_height_idle_cb, g_object_ref (area), g_object_unref);
+    }
+}
+
+static void
+area_resize_cb (GtkDrawingArea *area,
+                int             width,
+                int             height,
+                gpointer        data)
+{
+  GbExplainView *self = data;
+  const int which = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (area), "which"));
+  const int h = (int) measure (self, which, width / FIGURE_SCALE) + 4;
+  if (h != gtk_drawing_area_get_content_height (area))
+    gtk_drawing_area_set_content_height (area, h);
+}
+
+static void
+redraw (GbExplainView *self)
+{
+  GtkDrawingArea *areas[] = { self->bars_area, self->tokens_area, self->attention_area, self->audit_area };
+  for (guint i = 0; i < G_N_ELEMENTS (areas); i++)
+    {
+      int w = gtk_widget_get_width (GTK_WIDGET (areas[i]));
+      /* Not laid out yet (the page was hidden): estimate, the draw corrects it. */
+      if (w <= 0)
+        w = MAX (400, gtk_widget_get_width (GTK_WIDGET (self)) - SIDEBAR_W - 60);
+      area_resize_cb (areas[i], w, 0, self);
+      gtk_widget_queue_draw (GTK_WIDGET (areas[i]));
+    }
+}
+
+/* ---- The application's form ---- */
+
+static void
+rebuild_form (GbExplainView *self)
+{
+  for (guint i = 0; i < self->entries->len; i++)
+    adw_preferences_group_remove (self->form, g_ptr_array_index (self->entries, i));
+  g_ptr_array_set_size (self->entries, 0);
+  if (self->explainer == NULL)
+    return;
+  GbAppSchema *s = gb_explainer_get_schema (self->explainer);
+  for (guint i = 0; i < s->fields->len; i++)
+    {
+      const GbFieldSpec *spec = g_ptr_array_index (s->fields, i);
+      GtkWidget *row = adw_entry_row_new ();
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), spec->label ? spec->label : spec->name);
+      g_object_set_data_full (G_OBJECT (row), "field", g_strdup (spec->name), g_free);
+      adw_preferences_group_add (self->form, row);
+      g_ptr_array_add (self->entries, row);
+    }
+}
+
+static void
+fill_form (GbExplainView       *self,
+           const GbApplication *app)
+{
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      GtkWidget *row = g_ptr_array_index (self->entries, i);
+      int f = gb_application_find_field (app, g_object_get_data (G_OBJECT (row), "field"));
+      const char *v = f >= 0 ? ((GbAppField *) g_ptr_array_index (app->fields, f))->value : "";
+      gtk_editable_set_text (GTK_EDITABLE (row), v);
+    }
+  gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->text_view), app->text, -1);
+  gtk_stack_set_visible_child_name (self->mode_stack, app->from_fields ? "form" : "text");
+}
+
+static GbApplication *
+application_from_input (GbExplainView *self,
+                        GError       **error)
+{
+  GbAppSchema *s = gb_explainer_get_schema (self->explainer);
+
+  if (g_str_equal (gtk_stack_get_visible_child_name (self->mode_stack), "text"))
+    {
+      GtkTextBuffer *buf = gtk_text_view_get_buffer (self->text_view);
+      GtkTextIter a, b;
+      gtk_text_buffer_get_bounds (buf, &a, &b);
+      g_autofree char *text = gtk_text_buffer_get_text (buf, &a, &b, FALSE);
+      return gb_application_new_from_text (s, text, error);
+    }
+  g_autoptr (GHashTable) fields = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      GtkWidget *row = g_ptr_array_index (self->entries, i);
+      const char *v = gtk_editable_get_text (GTK_EDITABLE (row));
+      if (*v)
+        g_hash_table_insert (fields, g_object_get_data (G_OBJECT (row), "field"), g_strdup (v));
+    }
+  return gb_application_new_from_fields (s, fields, error);
+}
+
+static gboolean
+open_application (GbExplainView *self,
+                  const char    *path,
+                  GError       **error)
+{
+  if (self->explainer == NULL)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "no model is loaded");
+      return FALSE;
+    }
+  g_autoptr (GbApplication) app = gb_application_load (gb_explainer_get_schema (self->explainer), path, error);
+  if (app == NULL)
+    return FALSE;
+  g_free (self->app_path);
+  self->app_path = g_strdup (path);
+  fill_form (self, app);
+  return TRUE;
+}
+
+/* ---- Explaining ---- */
+
+static void
+show_explanation (GbExplainView *self)
+{
+  const GbExplanation *e = self->explanation;
+  g_autofree char *word = label_word (self, e->decision.positive);
+  g_autofree char *pos = label_word (self, TRUE), *neg = label_word (self, FALSE);
+  word[0] = g_ascii_toupper (word[0]);
+
+  gtk_label_set_text (self->decision_label, word);
+  gtk_widget_remove_css_class (GTK_WIDGET (self->decision_label), "success");
+  gtk_widget_remove_css_class (GTK_WIDGET (self->decision_label), "error");
+  gtk_widget_add_css_class (GTK_WIDGET (self->decision_label), e->decision.positive ? "success" : "error");
+  g_autofree char *probs = g_strdup_printf ("p(%s) = %.3f · log-odds %s/%s = %+.2f", pos, e->decision.p_positive, pos,
+                                            neg, e->decision.log_odds);
+  gtk_label_set_text (self->prob_label, probs);
+  g_autofree char *cf = gb_explanation_counterfactual_sentence (e, self->explainer);
+  gtk_label_set_text (self->cf_label, cf ? cf : "No single-field change among the values tried flips the decision.");
+  g_autofree char *ig = e->ig ? g_strdup_printf ("Integrated gradients: %u steps, completeness error %.2f%% "
+                                                 "(attributions sum to %.3f, F(input) − F(baseline) = %.3f).",
+                                                 e->ig_steps, 100 * e->ig_completeness, e->ig_sum,
+                                                 e->decision.log_odds - e->baseline_log_odds)
+                              : g_strdup (e->gradient_note ? e->gradient_note : "");
+  gtk_label_set_text (self->ig_label, ig);
+  gtk_stack_set_visible_child_name (self->result_stack, "result");
+  gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), TRUE);
+  redraw (self);
+}
+
+static void
+set_busy (GbExplainView *self,
+          gboolean       busy)
+{
+  gtk_widget_set_visible (GTK_WIDGET (self->cancel_button), busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->progress), busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->progress_label), busy);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->explain_button), !busy && self->explainer != NULL);
+  if (busy)
+    gtk_progress_bar_set_fraction (self->progress, 0);
+}
+
+static void run_audit (GbExplainView *self);
+
+static void
+explain_done_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      data)
+{
+  g_autoptr (Job) job = data;
+  GbExplainView *self = job->view;
+  GbExplainer *ex = job->explainer;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbExplanation) e = gb_explainer_explain_finish (ex, result, &error);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      if (ex == self->explainer)
+        set_busy (self, FALSE);
+      return;
+    }
+  if (ex != self->explainer)
+    return; /* the model changed meanwhile */
+  set_busy (self, FALSE);
+  if (e == NULL)
+    {
+      toast (self, error->message);
+      finish_automation (self, 1);
+      return;
+    }
+  g_clear_pointer (&self->explanation, gb_explanation_free);
+  self->explanation = g_steal_pointer (&e);
+  show_explanation (self);
+  if (self->audit_pending)
+    {
+      self->audit_pending = FALSE;
+      run_audit (self);
+    }
+  else
+    finish_automation (self, 0);
+}
+
+static void
+run_explain (GbExplainView *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->explainer == NULL)
+    return;
+  g_autoptr (GbApplication) app = application_from_input (self, &error);
+  if (app == NULL)
+    {
+      toast (self, error->message);
+      finish_automation (self, 1);
+      return;
+    }
+  g_cancellable_cancel (self->explain_cancellable);
+  g_clear_object (&self->explain_cancellable);
+  self->explain_cancellable = g_cancellable_new ();
+  set_busy (self, TRUE);
+  gtk_label_set_text (self->progress_label, "Explaining");
+  /* The task holds the view (and so the explainer) until it finishes. */
+  GbExplainOptions o;
+  gb_explain_options_init (&o);
+  gb_explainer_explain_async (self->explainer, app, &o, self->explain_cancellable, progress_cb, self->explain_progress,
+                              explain_done_cb, job_new (self));
+}
+
+/* ---- Audit ---- */
+
+static void
+set_audit_busy (GbExplainView *self,
+                gboolean       busy)
+{
+  gtk_widget_set_visible (GTK_WIDGET (self->audit_cancel), busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->audit_progress), busy);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->audit_button), !busy && self->explainer != NULL);
+}
+
+/* Unattended audits end with the audit in view (for the screenshot): the
+ * scroll range settles over a few frames of layout. */
+static gboolean
+scroll_to_end_cb (GtkWidget     *widget,
+                  GdkFrameClock *clock,
+                  gpointer       data)
+{
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (widget));
+  GbExplainView *self = data;
+  const double end = gtk_adjustment_get_upper (adj) - gtk_adjustment_get_page_size (adj);
+  int settled = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (widget), "gb-settled"));
+
+  if (gtk_adjustment_get_value (adj) != end || end <= 0)
+    {
+      gtk_adjustment_set_value (adj, end);
+      settled = 0;
+    }
+  g_object_set_data (G_OBJECT (widget), "gb-settled", GINT_TO_POINTER (++settled));
+  if (settled < 5)
+    return G_SOURCE_CONTINUE;
+  finish_automation (self, 0);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+audit_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  g_autoptr (Job) job = data;
+  GbExplainView *self = job->view;
+  GbExplainer *ex = job->explainer;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbAudit) audit = gb_explainer_audit_finish (ex, result, &error);
+
+  if (ex == self->explainer)
+    set_audit_busy (self, FALSE);
+  if (ex != self->explainer || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      gtk_label_set_text (self->audit_progress_label, "Audit cancelled.");
+      return;
+    }
+  if (audit == NULL)
+    {
+      toast (self, error->message);
+      gtk_label_set_text (self->audit_progress_label, error->message);
+      finish_automation (self, 1);
+      return;
+    }
+  g_clear_pointer (&self->audit, gb_audit_free);
+  self->audit = g_steal_pointer (&audit);
+  g_autofree char *pos = label_word (self, TRUE);
+  g_autofree char *msg = g_strdup_printf ("%u records: %s rate gap %.1f percentage points between groups of “%s”.",
+                                          self->audit->n, pos, 100 * self->audit->gap, self->audit->group_key);
+  gtk_label_set_text (self->audit_progress_label, msg);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), TRUE);
+  gtk_stack_set_visible_child_name (self->result_stack, "result");
+  redraw (self);
+  if (self->done != NULL)
+    gtk_widget_add_tick_callback (GTK_WIDGET (self->results_scroll), scroll_to_end_cb, self, NULL);
+}
+
+static void
+run_audit (GbExplainView *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->explainer == NULL || self->audit_path == NULL)
+    return;
+  /* Reading a few thousand records is quick; deciding them is the work. */
+  g_autoptr (GPtrArray) records = gb_application_load_all (gb_explainer_get_schema (self->explainer), self->audit_path, 0,
+                                                           &error);
+  if (records == NULL)
+    {
+      toast (self, error->message);
+      finish_automation (self, 1);
+      return;
+    }
+  const char *group = gtk_editable_get_text (GTK_EDITABLE (self->audit_group));
+  g_cancellable_cancel (self->audit_cancellable);
+  g_clear_object (&self->audit_cancellable);
+  self->audit_cancellable = g_cancellable_new ();
+  set_audit_busy (self, TRUE);
+  gtk_progress_bar_set_fraction (self->audit_progress, 0);
+  gb_explainer_audit_async (self->explainer, records, *group ? group : "zip_group", NULL, 0, self->audit_cancellable,
+                            progress_cb, self->audit_progress_state, audit_done_cb, job_new (self));
+}
+
+/* ---- Callbacks ---- */
+
+static void
+sample_selected_cb (GbExplainView *self)
+{
+  g_autoptr (GError) error = NULL;
+  guint i = gtk_drop_down_get_selected (self->samples);
+
+  if (self->sample_paths == NULL || i >= self->sample_paths->len || self->explainer == NULL)
+    return;
+  if (!open_application (self, g_ptr_array_index (self->sample_paths, i), &error))
+    {
+      toast (self, error->message);
+      return;
+    }
+  run_explain (self);
+}
+
+/* The same report as glassbox-cli explain --output. */
+static gboolean
+export_report (GbExplainView *self,
+               const char    *path,
+               GError       **error)
+{
+  GbReportProvenance prov = { gb_model_get_path (self->model), self->schema_path, self->app_path,
+                              self->audit ? self->audit_path : NULL, GB_VERSION, NULL, NULL, NULL };
+
+  if (self->explanation == NULL && self->audit == NULL)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "%s: nothing to report yet", path);
+      return FALSE;
+    }
+  return gb_explain_report_write (path, self->explainer, self->explanation, self->audit, &prov, error);
+}
+
+static void
+open_response_cb (GbExplainView *self,
+                  int            response)
+{
+  g_autoptr (GError) error = NULL;
+  GtkFileChooser *fc = GTK_FILE_CHOOSER (self->chooser);
+  g_autoptr (GFile) file = response == GTK_RESPONSE_ACCEPT ? gtk_file_chooser_get_file (fc) : NULL;
+  const char *purpose = g_object_get_data (G_OBJECT (self->chooser), "purpose");
+  g_autofree char *path = file ? g_file_get_path (file) : NULL;
+
+  if (path != NULL && g_str_equal (purpose, "open"))
+    {
+      if (open_application (self, path, &error))
+        run_explain (self);
+      else
+        toast (self, error->message);
+    }
+  else if (path != NULL && g_str_equal (purpose, "audit"))
+    {
+      g_free (self->audit_path);
+      self->audit_path = g_strdup (path);
+      g_autofree char *base = g_path_get_basename (path);
+      gtk_label_set_text (self->audit_file_label, base);
+    }
+  else if (path != NULL && g_str_equal (purpose, "export"))
+    {
+      if (export_report (self, path, &error))
+        {
+          g_autofree char *msg = g_strdup_printf ("Report saved to %s", path);
+          toast (self, msg);
+        }
+      else
+        toast (self, error->message);
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+choose_file (GbExplainView *self,
+             const char    *purpose)
+{
+  const gboolean save = g_str_equal (purpose, "export");
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+
+  g_clear_object (&self->chooser);
+  self->chooser = gtk_file_chooser_native_new (save ? "Export Report" : "Open Application",
+                                               GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
+                                               save ? GTK_FILE_CHOOSER_ACTION_SAVE : GTK_FILE_CHOOSER_ACTION_OPEN,
+                                               save ? "_Export" : "_Open", "_Cancel");
+  g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
+  if (save)
+    {
+      gtk_file_filter_set_name (filter, "PDF document");
+      gtk_file_filter_add_pattern (filter, "*.pdf");
+      gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (self->chooser), "decision-report.pdf");
+    }
+  else
+    {
+      gtk_file_filter_set_name (filter, "Applications (JSON, JSONL, CSV, text)");
+      for (const char *const *p = (const char *const[]) { "*.json", "*.jsonl", "*.csv", "*.txt", NULL }; *p; p++)
+        gtk_file_filter_add_pattern (filter, *p);
+    }
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), filter);
+  g_object_set_data_full (G_OBJECT (self->chooser), "purpose", g_strdup (purpose), g_free);
+  g_signal_connect_swapped (self->chooser, "response", G_CALLBACK (open_response_cb), self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void open_clicked_cb (GbExplainView *self) { choose_file (self, "open"); }
+static void audit_file_clicked_cb (GbExplainView *self) { choose_file (self, "audit"); }
+static void export_clicked_cb (GbExplainView *self) { choose_file (self, "export"); }
+static void cancel_clicked_cb (GbExplainView *self) { g_cancellable_cancel (self->explain_cancellable); }
+static void audit_cancel_clicked_cb (GbExplainView *self) { g_cancellable_cancel (self->audit_cancellable); }
+
+static void
+method_changed_cb (GbExplainView *self)
+{
+  redraw (self);
+}
+
+static void
+dark_changed_cb (GbExplainView *self)
+{
+  if (self->explanation != NULL || self->audit != NULL)
+    redraw (self);
+}
+
+/* ---- Construction ---- */
+
+/* Sample titles are long: ellipsize them so the sidebar keeps its width. */
+static void
+sample_setup_cb (GtkSignalListItemFactory *factory,
+                 GtkListItem              *item,
+                 gpointer                  data)
+{
+  GtkWidget *label = gtk_label_new (NULL);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_label_set_max_width_chars (GTK_LABEL (label), 30);
+  gtk_list_item_set_child (item, label);
+}
+
+static void
+sample_bind_cb (GtkSignalListItemFactory *factory,
+                GtkListItem              *item,
+                gpointer                  data)
+{
+  GtkStringObject *s = gtk_list_item_get_item (item);
+  GtkWidget *label = gtk_list_item_get_child (item);
+  gtk_label_set_text (GTK_LABEL (label), gtk_string_object_get_string (s));
+  gtk_widget_set_tooltip_text (label, gtk_string_object_get_string (s));
+}
+
+static GtkWidget *
+heading (const char *text)
+{
+  GtkWidget *l = gtk_label_new (text);
+  gtk_widget_add_css_class (l, "heading");
+  gtk_label_set_xalign (GTK_LABEL (l), 0);
+  gtk_widget_set_margin_top (l, 12);
+  return l;
+}
+
+static GtkWidget *
+note (const char *text)
+{
+  GtkWidget *l = gtk_label_new (text);
+  gtk_widget_add_css_class (l, "dim-label");
+  gtk_widget_add_css_class (l, "caption");
+  gtk_label_set_xalign (GTK_LABEL (l), 0);
+  gtk_label_set_wrap (GTK_LABEL (l), TRUE);
+  return l;
+}
+
+static GtkDrawingArea *
+figure (GbExplainView *self,
+        int            which)
+{
+  GtkWidget *area = gtk_drawing_area_new ();
+  g_object_set_data (G_OBJECT (area), "which", GINT_TO_POINTER (which));
+  gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (area), draw_cb, self, NULL);
+  g_signal_connect (area, "resize", G_CALLBACK (area_resize_cb), self);
+  gtk_widget_set_hexpand (area, TRUE);
+  gtk_drawing_area_set_content_height (GTK_DRAWING_AREA (area), 4);
+  return GTK_DRAWING_AREA (area);
+}
+
+static GtkWidget *
+build_sidebar (GbExplainView *self)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 8);
+  gtk_widget_set_margin_start (box, 12);
+  gtk_widget_set_margin_end (box, 12);
+  gtk_widget_set_margin_top (box, 12);
+  gtk_widget_set_margin_bottom (box, 12);
+
+  gtk_box_append (GTK_BOX (box), heading ("Application"));
+  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->samples = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { "(no samples)", NULL }));
+  gtk_widget_set_hexpand (GTK_WIDGET (self->samples), TRUE);
+  g_autoptr (GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
+  g_signal_connect (factory, "setup", G_CALLBACK (sample_setup_cb), NULL);
+  g_signal_connect (factory, "bind", G_CALLBACK (sample_bind_cb), NULL);
+  gtk_drop_down_set_factory (self->samples, factory);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->samples), "Bundled sample applications");
+  g_signal_connect_swapped (self->samples, "notify::selected", G_CALLBACK (sample_selected_cb), self);
+  GtkWidget *open = gtk_button_new_from_icon_name ("document-open-symbolic");
+  gtk_widget_set_tooltip_text (open, "Open an application (JSON, JSONL, CSV or text)");
+  g_signal_connect_swapped (open, "clicked", G_CALLBACK (open_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->samples));
+  gtk_box_append (GTK_BOX (row), open);
+  gtk_box_append (GTK_BOX (box), row);
+
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->explain_button = GTK_BUTTON (gtk_button_new_with_mnemonic ("_Explain"));
+  gtk_widget_add_css_class (GTK_WIDGET (self->explain_button), "suggested-action");
+  gtk_widget_set_hexpand (GTK_WIDGET (self->explain_button), TRUE);
+  g_signal_connect_swapped (self->explain_button, "clicked", G_CALLBACK (run_explain), self);
+  self->cancel_button = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
+  g_signal_connect_swapped (self->cancel_button, "clicked", G_CALLBACK (cancel_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->explain_button));
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->cancel_button));
+  gtk_box_append (GTK_BOX (box), row);
+  self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
+  self->progress_label = GTK_LABEL (note (""));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress_label));
+
+  self->mode_stack = GTK_STACK (gtk_stack_new ());
+  GtkWidget *switcher = gtk_stack_switcher_new ();
+  gtk_stack_switcher_set_stack (GTK_STACK_SWITCHER (switcher), self->mode_stack);
+  self->form = ADW_PREFERENCES_GROUP (adw_preferences_group_new ());
+  gtk_stack_add_titled (self->mode_stack, GTK_WIDGET (self->form), "form", "Fields");
+  self->text_view = GTK_TEXT_VIEW (gtk_text_view_new ());
+  gtk_text_view_set_wrap_mode (self->text_view, GTK_WRAP_WORD_CHAR);
+  gtk_text_view_set_monospace (self->text_view, TRUE);
+  gtk_widget_add_css_class (GTK_WIDGET (self->text_view), "card");
+  gtk_widget_set_size_request (GTK_WIDGET (self->text_view), -1, 260);
+  gtk_text_view_set_left_margin (self->text_view, 8);
+  gtk_text_view_set_top_margin (self->text_view, 8);
+  gtk_stack_add_titled (self->mode_stack, GTK_WIDGET (self->text_view), "text", "Text");
+  gtk_box_append (GTK_BOX (box), switcher);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->mode_stack));
+
+  gtk_box_append (GTK_BOX (box), heading ("Audit"));
+  gtk_box_append (GTK_BOX (box), note ("Decide every record of a JSONL or CSV file and compare approval rates between "
+                                       "groups, with a confusion table against the records' own labels."));
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->audit_file_label = GTK_LABEL (gtk_label_new ("audit-loans.jsonl"));
+  gtk_label_set_ellipsize (self->audit_file_label, PANGO_ELLIPSIZE_MIDDLE);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->audit_file_label), TRUE);
+  gtk_label_set_xalign (self->audit_file_label, 0);
+  GtkWidget *pick = gtk_button_new_from_icon_name ("document-open-symbolic");
+  gtk_widget_set_tooltip_text (pick, "Choose the records to audit");
+  g_signal_connect_swapped (pick, "clicked", G_CALLBACK (audit_file_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->audit_file_label));
+  gtk_box_append (GTK_BOX (row), pick);
+  gtk_box_append (GTK_BOX (box), row);
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *gl = gtk_label_new ("Group by");
+  self->audit_group = GTK_ENTRY (gtk_entry_new ());
+  gtk_editable_set_text (GTK_EDITABLE (self->audit_group), "zip_group");
+  gtk_widget_set_hexpand (GTK_WIDGET (self->audit_group), TRUE);
+  gtk_box_append (GTK_BOX (row), gl);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->audit_group));
+  gtk_box_append (GTK_BOX (box), row);
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->audit_button = GTK_BUTTON (gtk_button_new_with_mnemonic ("Run _Audit"));
+  gtk_widget_set_hexpand (GTK_WIDGET (self->audit_button), TRUE);
+  g_signal_connect_swapped (self->audit_button, "clicked", G_CALLBACK (run_audit), self);
+  self->audit_cancel = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
+  g_signal_connect_swapped (self->audit_cancel, "clicked", G_CALLBACK (audit_cancel_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->audit_button));
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->audit_cancel));
+  gtk_box_append (GTK_BOX (box), row);
+  self->audit_progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
+  self->audit_progress_label = GTK_LABEL (note (""));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_progress));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_progress_label));
+
+  GtkWidget *scroll = gtk_scrolled_window_new ();
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), box);
+  gtk_widget_set_size_request (scroll, SIDEBAR_W, -1);
+  gtk_widget_set_hexpand (scroll, FALSE);
+  return scroll;
+}
+
+static GtkWidget *
+build_results (GbExplainView *self)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
+  gtk_widget_set_margin_start (box, 18);
+  gtk_widget_set_margin_end (box, 18);
+  gtk_widget_set_margin_top (box, 12);
+  gtk_widget_set_margin_bottom (box, 18);
+
+  GtkWidget *top = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+  GtkWidget *dec = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  gtk_widget_set_hexpand (dec, TRUE);
+  self->decision_label = GTK_LABEL (gtk_label_new (""));
+  gtk_widget_add_css_class (GTK_WIDGET (self->decision_label), "title-1");
+  gtk_label_set_xalign (self->decision_label, 0);
+  self->prob_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->prob_label, 0);
+  gtk_label_set_selectable (self->prob_label, TRUE);
+  gtk_box_append (GTK_BOX (dec), GTK_WIDGET (self->decision_label));
+  gtk_box_append (GTK_BOX (dec), GTK_WIDGET (self->prob_label));
+  self->export_button = GTK_BUTTON (gtk_button_new_with_mnemonic ("E_xport Report…"));
+  gtk_widget_set_valign (GTK_WIDGET (self->export_button), GTK_ALIGN_START);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), FALSE);
+  g_signal_connect_swapped (self->export_button, "clicked", G_CALLBACK (export_clicked_cb), self);
+  gtk_box_append (GTK_BOX (top), dec);
+  gtk_box_append (GTK_BOX (top), GTK_WIDGET (self->export_button));
+  gtk_box_append (GTK_BOX (box), top);
+
+  gtk_box_append (GTK_BOX (box), heading ("Counterfactual"));
+  self->cf_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_wrap (self->cf_label, TRUE);
+  gtk_label_set_xalign (self->cf_label, 0);
+  gtk_label_set_selectable (self->cf_label, TRUE);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->cf_label));
+
+  GtkWidget *hrow = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  GtkWidget *h = heading ("Evidence per field");
+  gtk_widget_set_hexpand (h, TRUE);
+  self->method = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
+    "Occlusion (causal)", "Integrated gradients", "Gradient × input", "Attention rollout", NULL }));
+  gtk_widget_set_valign (GTK_WIDGET (self->method), GTK_ALIGN_END);
+  g_signal_connect_swapped (self->method, "notify::selected", G_CALLBACK (method_changed_cb), self);
+  gtk_box_append (GTK_BOX (hrow), h);
+  gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->method));
+  gtk_box_append (GTK_BOX (box), hrow);
+  gtk_box_append (GTK_BOX (box), note ("Occlusion: change in log-odds when the field's line is removed. Blue pushed "
+                                       "towards approval, orange towards rejection."));
+  self->bars_area = figure (self, 0);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->bars_area));
+  self->ig_label = GTK_LABEL (note (""));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->ig_label));
+
+  gtk_box_append (GTK_BOX (box), heading ("Evidence per token"));
+  self->tokens_area = figure (self, 1);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->tokens_area));
+
+  hrow = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  h = heading ("Attention from the decision position");
+  gtk_widget_set_hexpand (h, TRUE);
+  self->attention_kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
+    "Mean per layer", "Every head", NULL }));
+  gtk_widget_set_valign (GTK_WIDGET (self->attention_kind), GTK_ALIGN_END);
+  g_signal_connect_swapped (self->attention_kind, "notify::selected", G_CALLBACK (method_changed_cb), self);
+  gtk_box_append (GTK_BOX (hrow), h);
+  gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->attention_kind));
+  gtk_box_append (GTK_BOX (box), hrow);
+  GtkWidget *caveat = note ("Attention is not explanation (Jain & Wallace 2019): it shows where the decision position "
+                            "reads from, not what caused the decision. Rows: each layer's mean over heads, then the "
+                            "rollout; each row scaled to its maximum.");
+  gtk_widget_remove_css_class (caveat, "dim-label");
+  gtk_widget_add_css_class (caveat, "warning");
+  gtk_box_append (GTK_BOX (box), caveat);
+  self->attention_area = figure (self, 2);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->attention_area));
+
+  gtk_box_append (GTK_BOX (box), heading ("Audit"));
+  self->audit_area = figure (self, 3);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_area));
+
+  GtkWidget *scroll = gtk_scrolled_window_new ();
+  self->results_scroll = GTK_SCROLLED_WINDOW (scroll);
+  gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), box);
+  gtk_widget_set_hexpand (scroll, TRUE);
+  gtk_widget_set_vexpand (scroll, TRUE);
+
+  self->result_stack = GTK_STACK (gtk_stack_new ());
+  self->empty_page = ADW_STATUS_PAGE (adw_status_page_new ());
+  adw_status_page_set_icon_name (self->empty_page, "dialog-question-symbolic");
+  adw_status_page_set_title (self->empty_page, "Explain a Decision");
+  adw_status_page_set_description (self->empty_page, "Pick a sample application on the left, open one, or enter "
+                                                     "its fields, then press Explain.");
+  gtk_stack_add_named (self->result_stack, GTK_WIDGET (self->empty_page), "empty");
+  gtk_stack_add_named (self->result_stack, scroll, "result");
+  return GTK_WIDGET (self->result_stack);
+}
+
+static void
+load_samples (GbExplainView *self)
+{
+  g_autofree char *dir = g_build_filename (GB_DATA_DIR, "applications", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  g_clear_pointer (&self->sample_paths, g_ptr_array_unref);
+  self->sample_paths = g_ptr_array_new_with_free_func (g_free);
+  while (d && (name = g_dir_read_name (d)) != NULL)
+    if (g_str_has_prefix (name, "sample-"))
+      g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  GtkStringList *list = gtk_string_list_new (NULL);
+  for (guint i = 0; i < names->len; i++)
+    {
+      g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
+      g_autofree char *data = NULL;
+      g_autofree char *title = g_strdup (g_ptr_array_index (names, i));
+      if (g_str_has_suffix (path, ".json") && g_file_get_contents (path, &data, NULL, NULL))
+        {
+          g_autoptr (JsonParser) p = json_parser_new ();
+          JsonNode *root = json_parser_load_from_data (p, data, -1, NULL) ? json_parser_get_root (p) : NULL;
+          if (root && JSON_NODE_HOLDS_OBJECT (root) && json_object_has_member (json_node_get_object (root), "title"))
+            {
+              g_free (title);
+              title = g_strdup (json_object_get_string_member (json_node_get_object (root), "title"));
+            }
+        }
+      else if (g_str_has_suffix (path, ".txt"))
+        {
+          g_free (title);
+          title = g_strdup ("A letter (free text)");
+        }
+      gtk_string_list_append (list, title);
+      g_ptr_array_add (self->sample_paths, g_steal_pointer (&path));
+    }
+  g_signal_handlers_block_by_func (self->samples, sample_selected_cb, self);
+  gtk_drop_down_set_model (self->samples, G_LIST_MODEL (list));
+  gtk_drop_down_set_selected (self->samples, GTK_INVALID_LIST_POSITION);
+  g_signal_handlers_unblock_by_func (self->samples, sample_selected_cb, self);
+  g_object_unref (list);
+  g_free (self->audit_path);
+  self->audit_path = g_build_filename (dir, "audit-loans.jsonl", NULL);
+}
+
+static void
+gb_explain_view_dispose (GObject *object)
+{
+  GbExplainView *self = GB_EXPLAIN_VIEW (object);
+
+  g_cancellable_cancel (self->explain_cancellable);
+  g_cancellable_cancel (self->audit_cancellable);
+  g_clear_object (&self->explain_cancellable);
+  g_clear_object (&self->audit_cancellable);
+  g_clear_object (&self->chooser);
+  g_signal_handlers_disconnect_by_data (adw_style_manager_get_default (), self);
+  G_OBJECT_CLASS (gb_explain_view_parent_class)->dispose (object);
+}
+
+static void
+gb_explain_view_finalize (GObject *object)
+{
+  GbExplainView *self = GB_EXPLAIN_VIEW (object);
+
+  g_clear_pointer (&self->explanation, gb_explanation_free);
+  g_clear_pointer (&self->audit, gb_audit_free);
+  g_clear_pointer (&self->explainer, gb_explainer_free);
+  g_clear_pointer (&self->retired, g_ptr_array_unref);
+  g_clear_pointer (&self->model, gb_model_unref);
+  g_clear_pointer (&self->entries, g_ptr_array_unref);
+  g_clear_pointer (&self->sample_paths, g_ptr_array_unref);
+  g_clear_pointer (&self->explain_progress, progress_release);
+  g_clear_pointer (&self->audit_progress_state, progress_release);
+  g_free (self->schema_path);
+  g_free (self->app_path);
+  g_free (self->audit_path);
+  g_free (self->error_text);
+  g_free (self->report_path);
+  G_OBJECT_CLASS (gb_explain_view_parent_class)->finalize (object);
+}
+
+static void
+gb_explain_view_class_init (GbExplainViewClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = gb_explain_view_dispose;
+  G_OBJECT_CLASS (klass)->finalize = gb_explain_view_finalize;
+}
+
+static void
+gb_explain_view_init (GbExplainView *self)
+{
+  GtkWidget *paned = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 0);
+
+  self->entries = g_ptr_array_new ();
+  self->retired = g_ptr_array_new_with_free_func ((GDestroyNotify) gb_explainer_free);
+  self->schema_path = g_build_filename (GB_DATA_DIR, "applications", "loan-schema.json", NULL);
+  gtk_box_append (GTK_BOX (paned), build_sidebar (self));
+  gtk_box_append (GTK_BOX (paned), gtk_separator_new (GTK_ORIENTATION_VERTICAL));
+  gtk_box_append (GTK_BOX (paned), build_results (self));
+  adw_bin_set_child (ADW_BIN (self), paned);
+  self->explain_progress = progress_new (self->progress, self->progress_label);
+  self->audit_progress_state = progress_new (self->audit_progress, self->audit_progress_label);
+  set_busy (self, FALSE);
+  set_audit_busy (self, FALSE);
+  load_samples (self);
+  g_signal_connect_swapped (adw_style_manager_get_default (), "notify::dark", G_CALLBACK (dark_changed_cb), self);
+}
+
+/* ---- Public API ---- */
+
+GtkWidget *
+gb_explain_view_new (void)
+{
+  return g_object_new (GB_TYPE_EXPLAIN_VIEW, NULL);
+}
+
+void
+gb_explain_view_set_model (GbExplainView *self,
+                           GbModel       *model)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (GB_IS_EXPLAIN_VIEW (self));
+  g_cancellable_cancel (self->explain_cancellable);
+  g_cancellable_cancel (self->audit_cancellable);
+  /* A cancelled job may still be reading the old explainer. */
+  if (self->explainer)
+    g_ptr_array_add (self->retired, g_steal_pointer (&self->explainer));
+  g_clear_pointer (&self->explanation, gb_explanation_free);
+  g_clear_pointer (&self->audit, gb_audit_free);
+  g_clear_pointer (&self->model, gb_model_unref);
+  gtk_stack_set_visible_child_name (self->result_stack, "empty");
+  gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), FALSE);
+  if (model != NULL)
+    {
+      self->model = gb_model_ref (model);
+      GbAppSchema *schema = gb_app_schema_load (self->schema_path, &error);
+      if (schema != NULL)
+        {
+          GbAppSchema *keep = schema;
+          self->explainer = gb_explainer_new (model, schema, &error);
+          if (self->explainer == NULL)
+            gb_app_schema_free (keep);
+        }
+      if (self->explainer == NULL)
+        {
+          g_autofree char *desc = g_markup_printf_escaped ("This model cannot answer the bundled applications: %s",
+                                                           error->message);
+          adw_status_page_set_description (self->empty_page, desc);
+        }
+    }
+  rebuild_form (self);
+  set_busy (self, FALSE);
+  set_audit_busy (self, FALSE);
+}
+
+void
+gb_explain_view_automate (GbExplainView *self,
+                          const char    *application,
+                          const char    *audit,
+                          const char    *report,
+                          void         (*done) (gpointer data, int status),
+                          gpointer       data)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (GB_IS_EXPLAIN_VIEW (self));
+  g_free (self->report_path);
+  self->report_path = g_strdup (report);
+  self->done = done;
+  self->done_data = data;
+  if (audit != NULL)
+    {
+      g_free (self->audit_path);
+      self->audit_path = g_strdup (audit);
+      g_autofree char *base = g_path_get_basename (audit);
+      gtk_label_set_text (self->audit_file_label, base);
+    }
+  self->audit_pending = audit != NULL;
+  if (application == NULL)
+    {
+      self->audit_pending = FALSE;
+      if (audit)
+        run_audit (self);
+      else
+        finish_automation (self, 0);
+      return;
+    }
+  if (!open_application (self, application, &error))
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      finish_automation (self, 1);
+      return;
+    }
+  /* Show the sample as selected when it is one. */
+  for (guint i = 0; self->sample_paths && i < self->sample_paths->len; i++)
+    {
+      g_autofree char *a = g_canonicalize_filename (application, NULL);
+      g_autofree char *b = g_canonicalize_filename (g_ptr_array_index (self->sample_paths, i), NULL);
+      if (g_str_equal (a, b))
+        {
+          g_signal_handlers_block_by_func (self->samples, sample_selected_cb, self);
+          gtk_drop_down_set_selected (self->samples, i);
+          g_signal_handlers_unblock_by_func (self->samples, sample_selected_cb, self);
+        }
+    }
+  run_explain (self);
+}
