@@ -46,6 +46,20 @@ quit_action (GSimpleAction *action,
   g_application_quit (G_APPLICATION (user_data));
 }
 
+/* Index options are strings: GApplication drops an integer option whose
+ * value is 0, so --layer 0 would be ignored. */
+static void
+lookup_index (GVariantDict *options,
+              const char   *name,
+              int          *out)
+{
+  const char *text = NULL;
+  gint64 v;
+
+  if (g_variant_dict_lookup (options, name, "&s", &text) && g_ascii_string_to_signed (text, 10, 0, G_MAXINT, &v, NULL))
+    *out = (int) v;
+}
+
 static int
 gb_application_handle_local_options (GApplication *app,
                                      GVariantDict *options)
@@ -55,14 +69,14 @@ gb_application_handle_local_options (GApplication *app,
 
   g_variant_dict_lookup (options, "model", "^ay", &self->model_dir);
   g_variant_dict_lookup (options, "text", "s", &a->text);
-  g_variant_dict_lookup (options, "layer", "i", &a->layer);
-  g_variant_dict_lookup (options, "head", "i", &a->head);
+  lookup_index (options, "layer", &a->layer);
+  lookup_index (options, "head", &a->head);
   g_variant_dict_lookup (options, "show", "s", &a->aggregation);
   g_variant_dict_lookup (options, "export", "^ay", &a->export_path);
   g_variant_dict_lookup (options, "scale", "d", &a->export_scale);
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
-  g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
-  g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  lookup_index (options, "pin-query", &a->pin_query);
+  lookup_index (options, "pin-key", &a->pin_key);
   g_variant_dict_lookup (options, "frame-stats", "b", &a->frame_stats);
   g_variant_dict_lookup (options, "view", "s", &a->view);
   g_variant_dict_lookup (options, "steer-pairs", "^ay", &a->steer_pairs);
@@ -200,14 +214,14 @@ gb_application_init (GbApplication *self)
   const GOptionEntry options[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, NULL, "Model folder to open", "DIR" },
     { "text", 't', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Text to run", "TEXT" },
-    { "layer", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Layer to show", "L" },
-    { "head", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Head to show", "H" },
+    { "layer", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Layer to show", "L" },
+    { "head", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Head to show", "H" },
     { "show", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "head, mean, rollout or token", "KIND" },
     { "export", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the heatmap there, then quit", "FILE" },
     { "scale", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "PNG scale of --export", "PX" },
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
-    { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
-    { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Pin the crosshair on this query", "I" },
+    { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Pin the crosshair on this key", "J" },
     { "frame-stats", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Print the frame-clock gaps seen while the text ran", NULL },
     { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this view: attention, features, steering (runs its demo) or explain", "VIEW" },
     { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
