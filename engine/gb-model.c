@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-model-private.h"
 
@@ -69,18 +70,9 @@ open_sharded (Loader     *loader,
               const char *index_path,
               GError    **error)
 {
-  g_autofree char *contents = NULL;
-  gsize len;
-  g_autoptr (GError) local = NULL;
-
-  if (!g_file_get_contents (index_path, &contents, &len, &local))
-    return g_set_error (error, GB_ERROR, GB_ERROR_IO, "%s", local->message), FALSE;
-  if (len > MAX_INDEX_BYTES)
-    return g_set_error (error, GB_ERROR, GB_ERROR_LIMIT, "%s: too large for an index", index_path), FALSE;
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
-    return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", index_path, local->message), FALSE;
-  JsonNode *root = json_parser_get_root (parser);
+  g_autoptr (JsonNode) root = gb_json_load_file (index_path, MAX_INDEX_BYTES, GB_JSON_MAX_DEPTH, error);
+  if (root == NULL)
+    return FALSE;
   JsonNode *map = root && JSON_NODE_HOLDS_OBJECT (root)
                     ? json_object_get_member (json_node_get_object (root), "weight_map") : NULL;
   if (map == NULL || !JSON_NODE_HOLDS_OBJECT (map))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-npy.h"
 #include "gb-safetensors.h"
 
@@ -331,6 +332,10 @@ parse_header (GbSafetensors *self,
 
   if (memchr (header, '\0', header_len) != NULL || !g_utf8_validate (header, header_len, NULL))
     return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid UTF-8 JSON");
+  /* The header is a flat object of small objects; see gb-json.h. */
+  if (!gb_json_plain_and_shallow (header, header_len, GB_JSON_MAX_DEPTH))
+    return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON, or nested deeper than %d levels",
+                 GB_JSON_MAX_DEPTH);
   g_signal_connect (parser, "object-member", G_CALLBACK (object_member_cb), seen);
   if (!json_parser_load_from_data (parser, header, header_len, &json_error))
     return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON: %s", json_error->message);

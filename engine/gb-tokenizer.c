@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-tokenizer.h"
 #include "gb-unicode.h"
 
@@ -270,46 +271,6 @@ read_bounded (const char *path,
   return TRUE;
 }
 
-/* json-glib 1.6 recurses per nesting level and overflows the stack on deep
- * input; refuse it before parsing. Strict JSON only (see below), so that
- * the string boundaries, and so the depth, are the ones json-glib sees. */
-static gboolean
-json_plain_and_shallow (const char *data,
-               gsize       len,
-               guint       max_depth)
-{
-  gboolean in_string = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-        }
-      else if (c == '"')
-        in_string = TRUE;
-      else if (c == '[' || c == '{')
-        {
-          if (++depth > max_depth)
-            return FALSE;
-        }
-      else if (c == ']' || c == '}')
-        depth = depth > 0 ? depth - 1 : 0;
-      /* json-glib also takes 'strings' and comments, where a quote would
-       * throw this count off: refuse anything strict JSON has no use for
-       * outside a string. */
-      else if (strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL || c == '\0')
-        return FALSE;
-    }
-  return TRUE;
-}
-
 /* Both files must be UTF-8 text without NUL bytes (which would cut a
  * C string short). */
 static gboolean
@@ -465,7 +426,7 @@ parse_vocab_json (JsonParser *parser,
 
   if (!read_bounded (vocab_path, &data, &len, error) || !text_ok (data, len, vocab_path, error))
     return NULL;
-  if (!json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
+  if (!gb_json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
                    "%s: not plain JSON, or nested deeper than %d levels", vocab_path,
