@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include <string.h>
+
 #include "gb-cli.h"
 
 static gboolean
@@ -59,7 +61,7 @@ gb_cli_generate (int    argc,
   params.truncate_left = truncate;
 
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
-  if (model == NULL)
+  if (model == NULL || (prompt != NULL && !gb_model_check_prompt_size (model, strlen (prompt), &error)))
     return gb_cli_fail (error);
   g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), prompt, -1, FALSE, &error);
   if (ids == NULL)

@@ -147,7 +147,7 @@ gb_cli_run (int    argc,
     return gb_cli_usage ("--dump DIR is required");
 
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
-  if (model == NULL)
+  if (model == NULL || (text != NULL && !gb_model_check_prompt_size (model, strlen (text), &error)))
     return gb_cli_fail (error);
   g_autoptr (GArray) ids = text ? gb_tokenizer_encode (gb_model_get_tokenizer (model), text, -1, FALSE, &error)
                                 : gb_cli_parse_token_list (token_list, &error);

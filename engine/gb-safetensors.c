@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-engine"
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
@@ -371,6 +372,32 @@ parse_header (GbSafetensors *self,
   return check_overlaps (self, error);
 }
 
+/* A big file whose blocks are mostly holes is an interrupted download (some
+ * downloaders create the whole file first) or a file pretending to be a
+ * model: refuse it before the weights are read (reading holes would page in
+ * gigabytes of zeros). Filesystems that report no blocks at all are trusted. */
+#define SPARSE_CHECK_BYTES (64u * 1024 * 1024)
+
+static gboolean
+check_not_sparse (const char *path,
+                  GError    **error)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0 || st.st_size < (goffset) SPARSE_CHECK_BYTES || st.st_blocks <= 0)
+    return TRUE;
+  guint64 stored = (guint64) st.st_blocks * 512;
+  if (stored < (guint64) st.st_size / 4)
+    {
+      g_autofree char *size = g_format_size ((guint64) st.st_size);
+      g_autofree char *on_disk = g_format_size (stored);
+      return fail (error, GB_ERROR_FORMAT, path, NULL,
+                   "%s long but only %s of it is stored on disk: a sparse or incomplete file (interrupted download?)",
+                   size, on_disk);
+    }
+  return TRUE;
+}
+
 GbSafetensors *
 gb_safetensors_open (const char *path,
                      GError    **error)
@@ -391,6 +418,8 @@ gb_safetensors_open (const char *path,
       fail (error, GB_ERROR_IO, path, NULL, "is a folder, not a safetensors file");
       return NULL;
     }
+  if (!check_not_sparse (path, error))
+    return NULL;
   self->mapped = g_mapped_file_new (path, FALSE, &map_error);
   if (self->mapped == NULL)
     {

@@ -995,6 +995,17 @@ gb_tokenizer_token_bytes (GbTokenizer *self,
   return self->bytes + self->byte_offsets[id];
 }
 
+guint
+gb_tokenizer_get_max_token_bytes (GbTokenizer *self)
+{
+  guint longest = 1;
+
+  g_return_val_if_fail (self != NULL, 1);
+  for (guint id = 0; id < self->n_vocab; id++)
+    longest = MAX (longest, self->byte_offsets[id + 1] - self->byte_offsets[id]);
+  return longest;
+}
+
 const char *
 gb_tokenizer_token_string (GbTokenizer *self,
                            gint32       id)
