@@ -31,7 +31,7 @@ const char *
 gb_cli_default_model_dir (void)
 {
   const char *env = g_getenv ("GLASSBOX_MODEL");
-  return env != NULL && *env != '\0' ? env : GB_DATA_DIR "/models/loan-officer";
+  return env != NULL && *env != '\0' ? env : gb_demo_model_dir ();
 }
 
 int

@@ -374,8 +374,9 @@ parse_header (GbSafetensors *self,
 
 /* A big file whose blocks are mostly holes is an interrupted download (some
  * downloaders create the whole file first) or a file pretending to be a
- * model: refuse it before the weights are read (reading holes would page in
- * gigabytes of zeros). Filesystems that report no blocks at all are trusted. */
+ * model: refuse it once its header is read but before any weight is (reading
+ * holes would page in gigabytes of zeros, and converting them allocate as
+ * much again). Filesystems that report no blocks at all are trusted. */
 #define SPARSE_CHECK_BYTES (64u * 1024 * 1024)
 
 static gboolean
@@ -418,8 +419,6 @@ gb_safetensors_open (const char *path,
       fail (error, GB_ERROR_IO, path, NULL, "is a folder, not a safetensors file");
       return NULL;
     }
-  if (!check_not_sparse (path, error))
-    return NULL;
   self->mapped = g_mapped_file_new (path, FALSE, &map_error);
   if (self->mapped == NULL)
     {
@@ -460,7 +459,8 @@ gb_safetensors_open (const char *path,
 
   gsize data_offset = 8 + (gsize) header_len;
   if (!parse_header (self, (const char *) bytes + 8, (gsize) header_len, data_offset,
-                     size - data_offset, error))
+                     size - data_offset, error) ||
+      !check_not_sparse (path, error))
     return NULL;
 
   return g_steal_pointer (&owned);

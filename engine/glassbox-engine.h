@@ -14,3 +14,4 @@
 #include "gb-trainer.h"
 #include "gb-bpe-train.h"
 #include "gb-heads.h"
+#include "gb-paths.h"

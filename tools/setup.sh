@@ -13,6 +13,9 @@ packages=(
   python3 python3-numpy
   xvfb xauth
   fortunes
+  # fuzzing (clang's libFuzzer) and desktop integration checks
+  clang libclang-rt-14-dev
+  desktop-file-utils appstream-util flatpak-builder gettext groff-base shared-mime-info
 )
 missing=()
 for p in "${packages[@]}"; do
