@@ -222,7 +222,8 @@ def _():
     if builder is None:  # tools/setup.sh installs it; without it, say so
         raise RuntimeError("flatpak-builder is not installed")
     path = os.path.join(src, "flatpak", APP + ".json")
-    r = subprocess.run([builder, "--show-manifest", path], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:  # its state folder goes there
+        r = subprocess.run([builder, "--show-manifest", path], capture_output=True, text=True, cwd=tmp)
     if r.returncode != 0 or "WARNING" in r.stderr or "rror" in r.stderr:
         return [r.stderr]
     if json.loads(r.stdout) != json.load(open(path)):
