@@ -95,7 +95,9 @@ gb_json_load_file (const char *path,
 
   g_return_val_if_fail (path != NULL, NULL);
 
-  int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  /* O_NONBLOCK: opening a FIFO planted in a model folder must not hang
+   * (it is then refused as not a regular file). */
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
   if (fd < 0)
     {
       int saved = errno;

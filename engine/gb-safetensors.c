@@ -5,6 +5,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gb-error.h"
 #include "gb-json.h"
@@ -417,6 +418,13 @@ gb_safetensors_open (const char *path,
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       fail (error, GB_ERROR_IO, path, NULL, "is a folder, not a safetensors file");
+      return NULL;
+    }
+  /* Mapping opens the file, which would wait forever on a FIFO. */
+  GStatBuf st;
+  if (g_stat (path, &st) == 0 && !S_ISREG (st.st_mode))
+    {
+      fail (error, GB_ERROR_IO, path, NULL, "not a regular file");
       return NULL;
     }
   self->mapped = g_mapped_file_new (path, FALSE, &map_error);

@@ -2,6 +2,7 @@
 /* Hostile sizes: each refused with a clear error before any large
  * allocation, without a crash or a hang, in bounded memory. */
 #include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,6 +188,45 @@ test_prompt_size (void)
   g_assert_nonnull (strstr (error->message, "context of 64 tokens"));
 }
 
+/* A model folder from an archive can hold FIFOs where files should be:
+ * opening one would wait for a writer forever. Each is refused at once. */
+static void
+test_fifos (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  const char *const names[] = { "config.json", "vocab.json", "merges.txt", "model.safetensors" };
+  g_autoptr (GError) error = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      /* A valid model, then one of its files replaced by a FIFO. */
+      gb_test_write_model (dir, 1, 2, 8, 16, FALSE, 1);
+      g_autofree char *path = g_build_filename (dir, names[i], NULL);
+      g_assert_cmpint (g_unlink (path), ==, 0);
+      g_assert_cmpint (mkfifo (path, 0600), ==, 0);
+      g_autoptr (GbModel) model = gb_model_load (dir, NULL, NULL, NULL, &error);
+      g_assert_null (model);
+      g_test_message ("%s: %s", names[i], error->message);
+      g_assert_error (error, GB_ERROR, GB_ERROR_IO);
+      g_assert_nonnull (strstr (error->message, names[i]));
+      g_assert_nonnull (strstr (error->message, "not a regular file"));
+      g_clear_error (&error);
+      g_assert_cmpint (g_unlink (path), ==, 0);
+    }
+  /* And the Hugging Face cache scan passes over a FIFO refs/main. */
+  g_autofree char *cache = gb_test_tmpdir ();
+  g_autofree char *snap = g_build_filename (cache, "models--a--b", "snapshots", "0123", NULL);
+  g_autofree char *refs = g_build_filename (cache, "models--a--b", "refs", NULL);
+  g_autofree char *ref = g_build_filename (refs, "main", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (snap, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (refs, 0700), ==, 0);
+  gb_test_write_model (snap, 1, 2, 8, 16, FALSE, 1);
+  g_assert_cmpint (mkfifo (ref, 0600), ==, 0);
+  g_autoptr (GPtrArray) found = gb_hub_scan (cache);
+  g_assert_cmpuint (found->len, ==, 1);
+  g_assert_cmpstr (((GbHubModel *) found->pdata[0])->repo_id, ==, "a/b");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -197,5 +237,6 @@ main (int    argc,
   g_test_add_func ("/limits/sparse-model", test_sparse_model);
   g_test_add_func ("/limits/memory-budget", test_memory_budget);
   g_test_add_func ("/limits/prompt-size", test_prompt_size);
+  g_test_add_func ("/limits/fifos", test_fifos);
   return g_test_run ();
 }
