@@ -53,7 +53,7 @@ echo "1..6"
 fill
 
 err=$("$cli" attention --model "$model" --text "The bank said no, and the applicant asked why." --layer 0 --head 2 \
-  --scale 4 --output "$disk/map.png" 2>&1 >/dev/null)
+  --scale 4 --force --output "$disk/map.png" 2>&1 >/dev/null)
 status=$?
 echo "# attention: exit $status: $err"
 [ "$status" -eq 1 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && case "$err" in
