@@ -70,6 +70,20 @@ gb_cli_parse (GOptionContext *context,
   return TRUE;
 }
 
+int
+gb_cli_check_outputs (const char        *dir,
+                      const char *const *names,
+                      gboolean           force)
+{
+  for (guint i = 0; !force && names[i] != NULL; i++)
+    {
+      g_autofree char *path = g_build_filename (dir, names[i], NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        return gb_cli_usage ("%s already holds %s (use --force to replace it)", dir, names[i]);
+    }
+  return 0;
+}
+
 static void
 print_usage (FILE *out)
 {
