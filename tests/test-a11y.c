@@ -8,6 +8,7 @@
  * matrix. */
 
 #include <adwaita.h>
+#include <glassbox-engine.h>
 
 #include "gb-attention-grid.h"
 #include "gb-window.h"
@@ -200,6 +201,49 @@ test_grid_rtl (void)
   g_assert_cmpuint (opaque, >, n / 4 / 4);
 }
 
+static gboolean
+timeout_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+spin (guint ms)
+{
+  gboolean done = FALSE;
+  g_timeout_add (ms, timeout_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+/* Closing the window while the model loads (and its heads are scored and
+ * drawn) cancels the job: no crash, and the window is freed once the worker
+ * lets go of it. Closed at several moments of the job. */
+static void
+test_close_while_loading (void)
+{
+  g_autoptr (AdwApplication) app = adw_application_new ("org.glassbox.CloseTest", G_APPLICATION_NON_UNIQUE);
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, NULL));
+  const guint moments_ms[] = { 0, 30, 120, 400 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (moments_ms); i++)
+    {
+      GbWindow *win = gb_window_new (app);
+      gpointer alive = win;
+      g_object_add_weak_pointer (G_OBJECT (win), &alive);
+      gtk_window_present (GTK_WINDOW (win));
+      gb_window_load_model (win, gb_demo_model_dir ());
+      if (moments_ms[i] > 0)
+        spin (moments_ms[i]);
+      gtk_window_destroy (GTK_WINDOW (win));
+      for (guint waited = 0; alive != NULL && waited < 30000; waited += 10)
+        spin (10);
+      g_test_message ("closed after %u ms: window %s", moments_ms[i], alive ? "still alive" : "freed");
+      g_assert_null (alive);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -209,5 +253,6 @@ main (int    argc,
   g_test_add_func ("/ui/a11y/controls-named", test_controls_named);
   g_test_add_func ("/ui/a11y/grid", test_grid_accessible);
   g_test_add_func ("/ui/a11y/grid-rtl", test_grid_rtl);
+  g_test_add_func ("/ui/window/close-while-loading", test_close_while_loading);
   return g_test_run ();
 }
