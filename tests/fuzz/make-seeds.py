@@ -111,3 +111,17 @@ put("model-index", "missing-shard", json.dumps({"weight_map": {"wte.weight": "mo
 put("bpe-train", "english", b"\x20" + ("the cat sat on the mat; the bat sat. " * 8).encode())
 put("bpe-train", "eot", b"\x05" + "a<|endoftext|>aa<|endoftext|>aaa bbb aaa".encode())
 put("bpe-train", "unicode", b"\x3f" + "ééé ééé 🙂🙂 🙂 日本 日本語 12 123 1234 ''' 've 've".encode())
+
+# --- trainer_state.json of the target's checkpoint (1 layer, 2 heads, width 8,
+# context 16, 257 ids; batch 2 x 8, 50 steps), as gb_trainer_save_checkpoint
+# writes it, and the ways it can go wrong
+state = {"step": 0, "n_params": 3072,
+         "options": "shape 1/2/8/16/257 batch 2 seq 8 steps 50 lr 0.001 min_lr 0.0001 warmup 100 wd 0.1 "
+                    "decay_emb 0 betas 0.9 0.99 eps 1e-08 clip 1 seed 1 workers 1", "data": ""}
+put("trainer-state", "saved", json.dumps(state))
+put("trainer-state", "step-7", json.dumps(dict(state, step=7, data="0123456789abcdef")))
+put("trainer-state", "past-the-run", json.dumps(dict(state, step=51)))
+put("trainer-state", "other-model", json.dumps(dict(state, n_params=3073)))
+put("trainer-state", "other-options", json.dumps(dict(state, options=state["options"].replace("lr 0.001", "lr 0.002"))))
+put("trainer-state", "string-step", json.dumps(dict(state, step="7")))
+put("trainer-state", "not-object", '[1, 2, {"step": 0}]')
