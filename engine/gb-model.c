@@ -464,8 +464,8 @@ gb_model_check_prompt_size (GbModel *self,
       g_autofree char *size = g_format_size (n_bytes);
       g_autofree char *max = g_format_size (cap);
       g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
-                   "the text is %s, more than the %s that could fit in %s's context of %u tokens", size, max,
-                   self->name, self->config->n_positions);
+                   "the text is %s; at most %s is accepted, as %s reads at most %u tokens (its context)", size,
+                   max, self->name, self->config->n_positions);
       return FALSE;
     }
   return TRUE;

@@ -185,7 +185,7 @@ test_prompt_size (void)
   g_assert_error (error, GB_ERROR, GB_ERROR_LIMIT);
   g_test_message ("refused: %s", error->message);
   g_assert_nonnull (strstr (error->message, "the text is 100.0"));
-  g_assert_nonnull (strstr (error->message, "context of 64 tokens"));
+  g_assert_nonnull (strstr (error->message, "reads at most 64 tokens"));
 }
 
 /* A model folder from an archive can hold FIFOs where files should be:
