@@ -253,10 +253,8 @@ is_ignored_buffer (const char *name)
   return g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias");
 }
 
-/* The memory Glassbox may use for weights it converts to float32: physical
- * memory, or $GLASSBOX_MEMORY_LIMIT_MB when set. */
-static guint64
-memory_budget (void)
+guint64
+gb_memory_budget (void)
 {
   const char *env = g_getenv ("GLASSBOX_MEMORY_LIMIT_MB");
   guint64 mb;
@@ -285,7 +283,7 @@ check_memory (Loader  *loader,
           (t->dtype == GB_DTYPE_F32 && (guintptr) t->data % sizeof (float) != 0))
         needed += (guint64) t->n_elements * sizeof (float);
     }
-  guint64 budget = memory_budget ();
+  guint64 budget = gb_memory_budget ();
   if (needed > budget)
     {
       g_autofree char *need = g_format_size (needed);

@@ -188,6 +188,37 @@ test_prompt_size (void)
   g_assert_nonnull (strstr (error->message, "reads at most 64 tokens"));
 }
 
+/* A config may ask for a long context: a pass that would need more memory
+ * than there is (here a 4 MiB budget: 2 heads x 2048^2 attention weights
+ * recorded is 32 MiB) is refused before anything is allocated; a short
+ * one runs. */
+static void
+test_forward_memory (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autoptr (GError) error = NULL;
+
+  gb_test_write_model (dir, 1, 2, 8, 2048, FALSE, 1);
+  g_autoptr (GbModel) model = gb_model_load (dir, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_autofree gint32 *tokens = g_new0 (gint32, 2048);
+  const GbRecord rec = { .hooks = { [GB_HOOK_PATTERN] = GB_ALL_LAYERS }, .logits = GB_LOGITS_ALL };
+
+  g_setenv ("GLASSBOX_MEMORY_LIMIT_MB", "4", TRUE);
+  guint64 before = peak_rss ();
+  g_autoptr (GbTrace) refused = gb_model_forward (model, tokens, 2048, &rec, NULL, 0, NULL, &error);
+  g_assert_null (refused);
+  g_assert_error (error, GB_ERROR, GB_ERROR_LIMIT);
+  g_test_message ("refused: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "running 2048 tokens"));
+  g_assert_cmpuint (peak_rss () - before, <, 16 << 20);
+  g_clear_error (&error);
+  g_autoptr (GbTrace) fine = gb_model_forward (model, tokens, 16, &rec, NULL, 0, NULL, &error);
+  g_unsetenv ("GLASSBOX_MEMORY_LIMIT_MB");
+  g_assert_no_error (error);
+  g_assert_nonnull (fine);
+}
+
 /* A model folder from an archive can hold FIFOs where files should be:
  * opening one would wait for a writer forever. Each is refused at once. */
 static void
@@ -238,5 +269,6 @@ main (int    argc,
   g_test_add_func ("/limits/memory-budget", test_memory_budget);
   g_test_add_func ("/limits/prompt-size", test_prompt_size);
   g_test_add_func ("/limits/fifos", test_fifos);
+  g_test_add_func ("/limits/forward-memory", test_forward_memory);
   return g_test_run ();
 }
