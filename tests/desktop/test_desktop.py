@@ -191,6 +191,27 @@ def _():
     return problems
 
 
+@check("xgettext extracts the strings of every file in po/POTFILES")
+def _():
+    listed = [l.strip() for l in open(os.path.join(src, "po", "POTFILES")) if l.strip() and not l.startswith("#")]
+    with tempfile.TemporaryDirectory() as tmp:
+        pot = os.path.join(tmp, "glassbox.pot")
+        rc, out = run(tool("xgettext"), "--from-code=UTF-8", "--add-comments", "-k_", "-kN_", "-o", pot,
+                      "-D", src, *listed)
+        if rc != 0:
+            return [out]
+        text = open(pot, encoding="utf-8").read()
+    problems = []
+    for f in listed:
+        if "#: %s:" % f not in text:
+            problems.append("nothing extracted from %s" % f)
+    for want in ("Choose a model", "Language Model Inspector", "Arrow keys move a crosshair",
+                 "Recently opened model folders", "See inside a transformer language model"):
+        if 'msgid "%s' % want not in text:
+            problems.append("%r not extracted" % want)
+    return problems
+
+
 @check("flatpak manifest: valid JSON, GNOME 43 runtime, pinned sources, finish-args")
 def _():
     path = os.path.join(src, "flatpak", APP + ".json")
