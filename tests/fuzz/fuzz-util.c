@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+#include <errno.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "fuzz-util.h"
 
@@ -23,17 +26,50 @@ log_handler (const char    *domain,
 }
 
 static void
-remove_dir (void)
+remove_tree (const char *path)
 {
-  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GDir) d = g_dir_open (path, 0, NULL);
   const char *name;
 
   while (d != NULL && (name = g_dir_read_name (d)) != NULL)
     {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_unlink (path);
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        g_unlink (child);
     }
-  g_rmdir (dir);
+  g_rmdir (path);
+}
+
+static void
+remove_dir (void)
+{
+  remove_tree (dir);
+}
+
+/* libFuzzer ends a timed run with _exit(), which skips atexit(): folders
+ * are named after their process, and those of processes gone are removed
+ * when the next one starts. */
+static void
+remove_stale (const char *base)
+{
+  g_autoptr (GDir) d = g_dir_open (base, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      guint64 pid;
+      if (!g_str_has_prefix (name, "gb-fuzz-") ||
+          !g_ascii_string_to_unsigned (name + strlen ("gb-fuzz-"), 10, 1, G_MAXINT32, &pid, NULL))
+        continue;
+      g_autofree char *proc = g_strdup_printf ("/proc/%" G_GUINT64_FORMAT, pid);
+      if (!g_file_test (proc, G_FILE_TEST_EXISTS))
+        {
+          g_autofree char *path = g_build_filename (base, name, NULL);
+          remove_tree (path);
+        }
+    }
 }
 
 const char *
@@ -45,10 +81,12 @@ fuzz_dir (void)
       g_setenv ("OPENBLAS_NUM_THREADS", "1", FALSE);
       const char *base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) && g_access ("/dev/shm", W_OK) == 0
                            ? "/dev/shm" : g_get_tmp_dir ();
-      g_autofree char *templ = g_build_filename (base, "gb-fuzz-XXXXXX", NULL);
-      dir = g_mkdtemp (g_steal_pointer (&templ));
-      if (dir == NULL)
-        g_error ("cannot make a folder under %s", base);
+      remove_stale (base);
+      g_autofree char *name = g_strdup_printf ("gb-fuzz-%d", (int) getpid ());
+      dir = g_build_filename (base, name, NULL);
+      remove_tree (dir);  /* a recycled pid's */
+      if (g_mkdir (dir, 0700) != 0)
+        g_error ("cannot make %s: %s", dir, g_strerror (errno));
       paths = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
       atexit (remove_dir);
     }
