@@ -86,6 +86,14 @@ struct _GbExplainView
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
 
+
+static void
+set_a11y_label (gpointer    widget,
+                const char *label)
+{
+  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+}
+
 static void run_explain (GbExplainView *self);
 
 /* What a worker's callback needs: the view (held until the job ends, so the
@@ -817,6 +825,7 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (box), heading ("Application"));
   GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   self->samples = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { "(no samples)", NULL }));
+  set_a11y_label (self->samples, "Sample application");
   gtk_widget_set_hexpand (GTK_WIDGET (self->samples), TRUE);
   g_autoptr (GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
   g_signal_connect (factory, "setup", G_CALLBACK (sample_setup_cb), NULL);
@@ -879,6 +888,7 @@ build_sidebar (GbExplainView *self)
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *gl = gtk_label_new ("Group by");
   self->audit_group = GTK_ENTRY (gtk_entry_new ());
+  set_a11y_label (self->audit_group, "Group the audit by this field");
   gtk_editable_set_text (GTK_EDITABLE (self->audit_group), "zip_group");
   gtk_widget_set_hexpand (GTK_WIDGET (self->audit_group), TRUE);
   gtk_box_append (GTK_BOX (row), gl);
@@ -947,6 +957,7 @@ build_results (GbExplainView *self)
   self->method = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
     "Occlusion (causal)", "Integrated gradients", "Gradient × input", "Attention rollout", NULL }));
   gtk_widget_set_valign (GTK_WIDGET (self->method), GTK_ALIGN_END);
+  set_a11y_label (self->method, "Evidence method");
   g_signal_connect_swapped (self->method, "notify::selected", G_CALLBACK (method_changed_cb), self);
   gtk_box_append (GTK_BOX (hrow), h);
   gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->method));
@@ -968,6 +979,7 @@ build_results (GbExplainView *self)
   self->attention_kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
     "Mean per layer", "Every head", NULL }));
   gtk_widget_set_valign (GTK_WIDGET (self->attention_kind), GTK_ALIGN_END);
+  set_a11y_label (self->attention_kind, "Attention aggregation");
   g_signal_connect_swapped (self->attention_kind, "notify::selected", G_CALLBACK (method_changed_cb), self);
   gtk_box_append (GTK_BOX (hrow), h);
   gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->attention_kind));
