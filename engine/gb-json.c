@@ -147,3 +147,37 @@ gb_json_load_file (const char *path,
     }
   return gb_json_parse (data, got, max_depth, path, error);
 }
+
+gboolean
+gb_json_parser_load (JsonParser *parser,
+                     const char *data,
+                     gssize      len,
+                     GError    **error)
+{
+  const gsize n = len < 0 ? strlen (data) : (gsize) len;
+
+  if (!gb_json_plain_and_shallow (data, n, GB_JSON_MAX_DEPTH))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "nested deeper than %u levels, or not plain JSON", GB_JSON_MAX_DEPTH);
+      return FALSE;
+    }
+  return json_parser_load_from_data (parser, data, (gssize) n, error);
+}
+
+gboolean
+gb_json_parser_load_file (JsonParser *parser,
+                          const char *path,
+                          GError    **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "not a regular file");
+      return FALSE;
+    }
+  if (!g_file_get_contents (path, &data, &len, error))
+    return FALSE;
+  return gb_json_parser_load (parser, data, (gssize) len, error);
+}

@@ -35,4 +35,18 @@ JsonNode *gb_json_load_file (const char *path,
                              guint       max_depth,
                              GError    **error);
 
+/* json_parser_load_from_data() behind the same depth guard: @len bytes (-1:
+ * up to the NUL), refused with a GB_ERROR_FORMAT error ("nested deeper than
+ * 64 levels, or not plain JSON") before json-glib recurses. For parsers
+ * that report json-glib's own messages. */
+gboolean gb_json_parser_load (JsonParser *parser,
+                              const char *data,
+                              gssize      len,
+                              GError    **error);
+
+/* The same for a regular file (never a FIFO or device). */
+gboolean gb_json_parser_load_file (JsonParser *parser,
+                                   const char *path,
+                                   GError    **error);
+
 G_END_DECLS

@@ -114,6 +114,49 @@ test_deep_json (void)
   assert_refused (error, GB_ERROR_FORMAT, "vocab.json", "nested deeper than");
 }
 
+/* The same guard in every JSON the later features read: pair sets (JSON and
+ * JSONL), steering vectors, SAE cfg.json, application schemas. */
+static void
+test_deep_json_features (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *member = deep (1000000, "{\"pairs\": ");
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (gb_pair_set_parse (member, -1, "pairs.json", &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "pairs.json"));
+  g_assert_nonnull (strstr (error->message, "nested deeper than"));
+  g_clear_error (&error);
+
+  g_autofree char *jsonl = g_strconcat ("{\"positive\": \"a\", \"negative\": \"b\"}\n", member, "\n", NULL);
+  g_assert_null (gb_pair_set_parse (jsonl, -1, "pairs.jsonl", &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "pairs.jsonl"));
+  g_clear_error (&error);
+
+  g_autofree char *vec = g_build_filename (dir, "vector.json", NULL);
+  g_assert_true (g_file_set_contents (vec, member, -1, NULL));
+  g_assert_null (gb_steer_vector_load (vec, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "vector.json"));
+  g_assert_nonnull (strstr (error->message, "nested deeper than"));
+  g_clear_error (&error);
+
+  g_autofree char *cfg = g_build_filename (dir, "cfg.json", NULL);
+  g_assert_true (g_file_set_contents (cfg, member, -1, NULL));
+  g_assert_null (gb_sae_load (dir, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "cfg.json"));
+  g_assert_nonnull (strstr (error->message, "nested deeper than"));
+  g_clear_error (&error);
+
+  g_assert_null (gb_app_schema_new_from_data (member, -1, "schema.json", &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "schema.json"));
+  g_assert_nonnull (strstr (error->message, "nested deeper than"));
+}
+
 /* A 10 GB file that is all holes behind a header that matches the config:
  * 1,310,720 x 4,096 F16 embeddings, which would become 21 GB of float32. */
 static void
@@ -265,6 +308,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/limits/config-layers", test_config_layers);
   g_test_add_func ("/limits/deep-json", test_deep_json);
+  g_test_add_func ("/limits/deep-json-features", test_deep_json_features);
   g_test_add_func ("/limits/sparse-model", test_sparse_model);
   g_test_add_func ("/limits/memory-budget", test_memory_budget);
   g_test_add_func ("/limits/prompt-size", test_prompt_size);

@@ -133,7 +133,10 @@ static void show_feature (GbFeaturesView *self, const GbSaeFeature *f);
 const char *
 gb_features_view_default_corpus (void)
 {
-  return GB_DATA_DIR "/corpus/loans-sample.txt";
+  static char *path;
+  if (path == NULL)
+    path = g_build_filename (gb_data_dir (), "corpus", "loans-sample.txt", NULL);
+  return path;
 }
 
 char *
@@ -142,11 +145,12 @@ gb_features_view_bundled_sae (GbModel *model)
   if (model == NULL)
     return NULL;
   g_autofree char *prefix = g_strdup_printf ("%s-", gb_model_get_name (model));
-  g_autoptr (GDir) dir = g_dir_open (GB_DATA_DIR "/saes", 0, NULL);
+  g_autofree char *saes_dir = g_build_filename (gb_data_dir (), "saes", NULL);
+  g_autoptr (GDir) dir = g_dir_open (saes_dir, 0, NULL);
   const char *name;
   while (dir && (name = g_dir_read_name (dir)) != NULL)
     if (g_str_has_prefix (name, prefix))
-      return g_build_filename (GB_DATA_DIR "/saes", name, NULL);
+      return g_build_filename (saes_dir, name, NULL);
   return NULL;
 }
 

@@ -469,7 +469,7 @@ set_chosen_cb (GbSteeringView *self)
 static void
 find_bundled (GbSteeringView *self)
 {
-  g_autofree char *dir = g_build_filename (GB_DATA_DIR, "pairs", NULL);
+  g_autofree char *dir = g_build_filename (gb_data_dir (), "pairs", NULL);
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   g_autoptr (GStrvBuilder) paths = g_strv_builder_new ();
   g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
