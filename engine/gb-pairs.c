@@ -286,6 +286,10 @@ gb_pair_set_parse (const char *data,
   gsize n = len < 0 ? strlen (data) : (gsize) len;
   if (memchr (data, '\0', n) != NULL)
     return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not a text file (it holds a NUL byte)", origin), NULL;
+  /* From here the text is NUL-terminated (strspn and the JSONL reader rely
+   * on it; @data with a length need not be). */
+  g_autofree char *copy = g_strndup (data, n);
+  data = copy;
   if (!g_utf8_validate (data, (gssize) n, &bad))
     return g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "%s: not valid UTF-8 (byte %zu)", origin,
                         (gsize) (bad - data)),
