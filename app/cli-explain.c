@@ -128,8 +128,9 @@ print_audit (GbExplainer   *ex,
 }
 
 /* The steering vector: a file (our JSON or a llama.cpp control-vector GGUF)
- * or, with --steer-pairs, trained here by gb_steer_train (mean difference
- * at the last token, one block). */
+ * or, with --steer-pairs, trained here by gb_steer_train with steer train's
+ * defaults (mean difference at the last token, every fifth pair held out),
+ * on one block. */
 static GbSteerVector *
 load_vector (GbModel       *model,
              const Options *o,
@@ -162,10 +163,7 @@ load_vector (GbModel       *model,
       if (pairs == NULL)
         return NULL;
       GbSteerParams params;
-      gb_steer_params_init (&params);
-      params.method = GB_STEER_MEAN;
-      params.read_pos = -1;
-      params.holdout_every = 0;
+      gb_steer_params_init (&params); /* as glassbox-cli steer train: the same vector */
       params.layers = (guint64) 1 << (o->steer_layer >= 0 ? (guint) o->steer_layer : n_layer / 2);
       vec = gb_steer_train (model, pairs, &params, NULL, NULL, NULL, error);
       if (vec == NULL)
