@@ -131,6 +131,7 @@ struct _GbExplainView
   char           *steer_desc;    /* provenance of the steered results shown */
   char           *sae_desc;
   char           *pending_pairs; /* automation: train from these first */
+  gboolean        show_sae;      /* automation: end with the SAE features in view */
 };
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
@@ -590,7 +591,7 @@ after_explain (GbExplainView *self)
       self->audit_pending = FALSE;
       run_audit (self);
     }
-  else if (self->done != NULL && self->sae_top != NULL)
+  else if (self->done != NULL && self->sae_top != NULL && self->show_sae)
     {
       /* Unattended with an SAE: the features in view for the screenshot. */
       g_object_set_data (G_OBJECT (self->results_scroll), "gb-target", self->sae_heading);
@@ -2045,6 +2046,7 @@ gb_explain_view_automate_steering (GbExplainView *self,
   if (block >= 0)
     gtk_spin_button_set_value (self->steer_block, block);
   gtk_spin_button_set_value (self->steer_mult, multiplier);
+  self->show_sae = sae_dir != NULL || sae_field != NULL;
   if (sae_dir != NULL && !load_sae (self, sae_dir, &error))
     {
       g_printerr ("glassbox: %s\n", error->message);
