@@ -2136,3 +2136,10 @@ gb_explain_view_reload_sae_descriptions (GbExplainView *self)
   self->sae_analysis = gb_explain_sae_descriptions (self->sae);
   show_diagnosis (self);
 }
+
+const char *
+gb_explain_view_get_sae_dir (GbExplainView *self)
+{
+  g_return_val_if_fail (GB_IS_EXPLAIN_VIEW (self), NULL);
+  return self->sae != NULL ? self->sae_dir : NULL;
+}

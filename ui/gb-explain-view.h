@@ -45,6 +45,9 @@ void       gb_explain_view_automate_steering (GbExplainView *self,
 /* Reads the SAE's feature cache again (the Features view may have built it). */
 void       gb_explain_view_reload_sae_descriptions (GbExplainView *self);
 
+/* The SAE folder whose features are listed, or NULL. */
+const char *gb_explain_view_get_sae_dir (GbExplainView *self);
+
 /* Signal "open-feature" (const char *sae_dir, int index): the user asked to
  * see an SAE feature in the Features view. */
 

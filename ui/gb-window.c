@@ -639,17 +639,41 @@ fill_thumbnails (GbWindow  *self,
   gtk_flow_box_invalidate_sort (self->heads_box);
 }
 
+static gboolean screenshot_cb (gpointer data);
+static void open_feature_failed_cb (GbWindow *self, const char *message);
+
 /* "Open" on a feature in the Explain view: the Features view, that SAE,
  * that feature. */
 static void
 open_feature_ready_cb (GbWindow *self)
 {
   g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
   const int index = GPOINTER_TO_INT (g_object_steal_data (G_OBJECT (self), "gb-open-feature")) - 1;
   if (index >= 0)
     gb_features_view_select (self->features_view, index);
   /* Opening the SAE there builds its feature cache: the descriptions. */
   gb_explain_view_reload_sae_descriptions (self->explain_view);
+  if (self->automation != NULL && g_strcmp0 (self->automation->view, "explain") == 0)
+    {
+      if (self->automation->screenshot)
+        g_timeout_add (300, screenshot_cb, self);
+      else
+        automation_done (self, 0);
+    }
+}
+
+static void
+open_feature_failed_cb (GbWindow   *self,
+                        const char *message)
+{
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
+  if (self->automation != NULL && g_strcmp0 (self->automation->view, "explain") == 0)
+    {
+      g_printerr ("glassbox: %s\n", message);
+      automation_done (self, 1);
+    }
 }
 
 static void
@@ -660,7 +684,9 @@ explain_open_feature_cb (GbWindow   *self,
   adw_view_stack_set_visible_child_name (self->stack, "features");
   g_object_set_data (G_OBJECT (self), "gb-open-feature", GINT_TO_POINTER (index + 1));
   g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
   g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (open_feature_ready_cb), self);
+  g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (open_feature_failed_cb), self);
   gb_features_view_open (self->features_view, sae_dir, NULL);
 }
 
@@ -1111,11 +1137,22 @@ run_steering_demo (GbWindow *self)
   return TRUE;
 }
 
+static void explain_open_feature_cb (GbWindow *self, const char *sae_dir, int index);
+
 static void
 explain_automation_done (gpointer data,
                          int      status)
 {
   GbWindow *self = data;
+
+  /* --feature N: then "Open" on that feature, as a click would. */
+  const char *sae_dir = gb_explain_view_get_sae_dir (self->explain_view);
+  if (status == 0 && self->automation->feature >= 0 && sae_dir != NULL)
+    {
+      g_autofree char *dir = g_strdup (sae_dir);
+      explain_open_feature_cb (self, dir, self->automation->feature);
+      return;
+    }
 
   if (status == 0 && self->automation->screenshot)
     g_timeout_add (300, screenshot_cb, self);
