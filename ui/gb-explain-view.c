@@ -66,6 +66,8 @@ struct _GbExplainView
   GtkScrolledWindow *results_scroll;
   /* Steering and SAE (sidebar) */
   GtkLabel       *vec_label;
+  GtkScrolledWindow *sidebar_scroll;
+  GtkWidget      *steer_heading;
   GtkButton      *vec_train;
   GtkButton      *vec_clear;
   GtkButton      *train_cancel;
@@ -595,6 +597,11 @@ after_explain (GbExplainView *self)
     {
       /* Unattended with an SAE: the features in view for the screenshot. */
       g_object_set_data (G_OBJECT (self->results_scroll), "gb-target", self->sae_heading);
+      /* And the sidebar's steering and SAE settings. */
+      graphene_point_t at;
+      if (gtk_widget_compute_point (self->steer_heading, gtk_widget_get_parent (self->steer_heading),
+                                    &GRAPHENE_POINT_INIT (0, 0), &at))
+        gtk_adjustment_set_value (gtk_scrolled_window_get_vadjustment (self->sidebar_scroll), at.y - 8);
       g_object_set_data (G_OBJECT (self->results_scroll), "gb-settled", NULL);
       gtk_widget_add_tick_callback (GTK_WIDGET (self->results_scroll), scroll_to_end_cb, self, NULL);
     }
@@ -632,6 +639,8 @@ run_explain (GbExplainView *self)
 
 /* The vector's block chosen in the sidebar, at the chosen multiplier. */
 static void sae_field_changed_cb (GbExplainView *self);
+
+static void drop_steered_audit (GbExplainView *self);
 
 static Steering *
 current_steering (GbExplainView *self,
@@ -1038,6 +1047,7 @@ train_done_cb (GObject      *source,
       return;
     }
   set_vector (self, vec, pairs, TRUE);
+  drop_steered_audit (self);
   if (self->explain_after_train)
     {
       self->explain_after_train = FALSE;
@@ -1099,9 +1109,21 @@ vector_clear_clicked_cb (GbExplainView *self)
   redraw (self);
 }
 
+/* The steered audit shown no longer matches the vector or its settings. */
+static void
+drop_steered_audit (GbExplainView *self)
+{
+  if (self->audit_steered == NULL)
+    return;
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  gtk_label_set_text (self->audit_gap_label, "Steering changed: run the audit again to compare.");
+  redraw (self);
+}
+
 static void
 steer_value_changed_cb (GbExplainView *self)
 {
+  drop_steered_audit (self);
   if (self->explanation != NULL && self->vector != NULL)
     run_diagnose (self, FALSE);
 }
@@ -1370,7 +1392,10 @@ open_response_cb (GbExplainView *self,
   else if (path != NULL && g_str_equal (purpose, "vector"))
     {
       if (load_vector (self, path, &error))
-        run_diagnose (self, FALSE);
+        {
+          drop_steered_audit (self);
+          run_diagnose (self, FALSE);
+        }
       else
         toast (self, error->message);
     }
@@ -1575,7 +1600,8 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (box), switcher);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->mode_stack));
 
-  gtk_box_append (GTK_BOX (box), heading ("Steering"));
+  self->steer_heading = heading ("Steering");
+  gtk_box_append (GTK_BOX (box), self->steer_heading);
   gtk_box_append (GTK_BOX (box), note ("Decide again with a steering vector added to one block's output at every "
                                        "position; the audit then runs with and without it."));
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
@@ -1677,6 +1703,7 @@ build_sidebar (GbExplainView *self)
   GtkWidget *scroll = gtk_scrolled_window_new ();
   gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
   gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), box);
+  self->sidebar_scroll = GTK_SCROLLED_WINDOW (scroll);
   gtk_widget_set_size_request (scroll, SIDEBAR_W, -1);
   gtk_widget_set_hexpand (scroll, FALSE);
   return scroll;
