@@ -9,7 +9,7 @@ typedef struct
 {
   char    *model_dir, *text, *output, *norm;
   int      layer, head;
-  gboolean mean, rollout, all_heads;
+  gboolean mean, rollout, all_heads, force;
   double   scale;
 } Options;
 
@@ -61,6 +61,7 @@ gb_cli_attention (int    argc,
     { "norm", 0, 0, G_OPTION_ARG_STRING, &o.norm, "Colour scale: linear (default), log or row-max", "NORM" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output, "Image (.png, .svg, .pdf) or raw weights (.npy, .json)", "FILE" },
     { "scale", 's', 0, G_OPTION_ARG_DOUBLE, &o.scale, "PNG pixels per figure unit: 1, 2, 4... (default 1)", "PX" },
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &o.force, "Replace FILE if it exists", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- draw an attention heatmap with token labels, title and legend");
@@ -79,6 +80,8 @@ gb_cli_attention (int    argc,
     return gb_cli_usage ("--norm %s: use linear, log or row-max", o.norm);
   if (!(o.scale >= 0.25 && o.scale <= 16))
     return gb_cli_usage ("--scale must lie between 0.25 and 16");
+  if (!o.force && g_file_test (o.output, G_FILE_TEST_EXISTS))
+    return gb_cli_usage ("%s already exists (use --force to replace it)", o.output);
 
   g_autoptr (GbModel) model = gb_model_load (o.model_dir ? o.model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
   if (model == NULL)

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include <string.h>
+
 #include "gb-cli.h"
 
 static gboolean
@@ -65,7 +67,7 @@ gb_cli_generate (int    argc,
   params.truncate_left = truncate;
 
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
-  if (model == NULL)
+  if (model == NULL || (prompt != NULL && !gb_model_check_prompt_size (model, strlen (prompt), &error)))
     return gb_cli_fail (error);
   g_autoptr (GbSteerVector) vec = NULL;
   g_autofree GbIntervention *iv = NULL;

@@ -36,12 +36,14 @@ gb_cli_grad (int    argc,
              char **argv)
 {
   g_autofree char *model_dir = NULL, *text = NULL, *token_list = NULL, *dump = NULL, *diff = NULL;
+  gboolean force = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_dir, "Model folder (default: the bundled demo model)", "DIR" },
     { "text", 't', 0, G_OPTION_ARG_FILENAME, &text, "Text", "TEXT" },
     { "tokens", 0, 0, G_OPTION_ARG_STRING, &token_list, "Token ids instead of text", "1,2,3" },
     { "logit-diff", 0, 0, G_OPTION_ARG_STRING, &diff, "Also the gradient of logits[POS][A] - logits[POS][B] with respect to the input embeddings and each block's input", "POS,A,B" },
     { "dump", 'd', 0, G_OPTION_ARG_FILENAME, &dump, "Folder for grads.safetensors, loss.json, d_embed.npy, d_resid_pre.npy", "DIR" },
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "Replace an earlier dump in DIR", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- dump gradients of the loss and of a logit difference");
@@ -56,11 +58,14 @@ gb_cli_grad (int    argc,
     return gb_cli_usage ("give exactly one of --text or --tokens");
   if (dump == NULL)
     return gb_cli_usage ("--dump DIR is required");
+  static const char *const outputs[] = { "grads.safetensors", "loss.json", "d_embed.npy", "d_resid_pre.npy", NULL };
+  if ((code = gb_cli_check_outputs (dump, outputs, force)) != 0)
+    return code;
   if (diff != NULL && !parse_logit_diff (diff, spec, &error))
     return gb_cli_usage ("%s", error->message);
 
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
-  if (model == NULL)
+  if (model == NULL || (text != NULL && !gb_model_check_prompt_size (model, strlen (text), &error)))
     return gb_cli_fail (error);
   g_autoptr (GArray) ids = text ? gb_tokenizer_encode (gb_model_get_tokenizer (model), text, -1, FALSE, &error)
                                 : gb_cli_parse_token_list (token_list, &error);
@@ -81,6 +86,20 @@ gb_cli_grad (int    argc,
   double loss = gb_net_loss (net, tokens, targets, NULL, 1, T, TRUE, &error);
   if (error != NULL)
     return gb_cli_fail (error);
+
+  /* Everything is computed before the first file is written, so a bad
+   * --logit-diff leaves no partial dump behind. (The parameter gradients
+   * are left alone by it.) */
+  const GbModelShape *s = gb_net_get_shape (net);
+  g_autofree float *d_embed = NULL, *d_resid = NULL;
+  if (diff != NULL)
+    {
+      d_embed = g_new (float, (gsize) T * s->n_embd);
+      d_resid = g_new (float, (gsize) s->n_layer * T * s->n_embd);
+      if (!gb_net_grad_logit_diff (net, tokens, NULL, T, (guint) spec[0], (gint32) spec[1], (gint32) spec[2], d_embed,
+                                   d_resid, NULL, &error))
+        return gb_cli_fail (error);
+    }
 
   if (g_mkdir_with_parents (dump, 0755) != 0)
     {
@@ -104,12 +123,6 @@ gb_cli_grad (int    argc,
 
   if (diff != NULL)
     {
-      const GbModelShape *s = gb_net_get_shape (net);
-      g_autofree float *d_embed = g_new (float, (gsize) T * s->n_embd);
-      g_autofree float *d_resid = g_new (float, (gsize) s->n_layer * T * s->n_embd);
-      if (!gb_net_grad_logit_diff (net, tokens, NULL, T, (guint) spec[0], (gint32) spec[1], (gint32) spec[2], d_embed,
-                                   d_resid, NULL, &error))
-        return gb_cli_fail (error);
       g_autofree char *pe = g_build_filename (dump, "d_embed.npy", NULL);
       g_autofree char *pr = g_build_filename (dump, "d_resid_pre.npy", NULL);
       const gint64 se[] = { T, s->n_embd }, sr[] = { s->n_layer, T, s->n_embd };

@@ -125,6 +125,7 @@ gb_cli_run (int    argc,
             char **argv)
 {
   g_autofree char *model_dir = NULL, *text = NULL, *token_list = NULL, *dump = NULL;
+  gboolean force = FALSE;
   /* Text options are FILENAME-typed so their bytes reach the tokenizer as
    * given, which names the offset of any invalid UTF-8. */
   GOptionEntry entries[] = {
@@ -132,6 +133,7 @@ gb_cli_run (int    argc,
     { "text", 't', 0, G_OPTION_ARG_FILENAME, &text, "Text to run", "TEXT" },
     { "tokens", 0, 0, G_OPTION_ARG_STRING, &token_list, "Token ids to run instead of text", "1,2,3" },
     { "dump", 'd', 0, G_OPTION_ARG_FILENAME, &dump, "Folder for logits.npy, attention.npy, resid_*.npy, tokens.json", "DIR" },
+    { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "Replace an earlier dump in DIR", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- run the model and dump what it computed");
@@ -145,9 +147,12 @@ gb_cli_run (int    argc,
     return gb_cli_usage ("give exactly one of --text or --tokens");
   if (dump == NULL)
     return gb_cli_usage ("--dump DIR is required");
+  static const char *const outputs[] = { "tokens.json", "logits.npy", "attention.npy", "resid_post.npy", NULL };
+  if ((code = gb_cli_check_outputs (dump, outputs, force)) != 0)
+    return code;
 
   g_autoptr (GbModel) model = gb_model_load (model_dir ? model_dir : gb_cli_default_model_dir (), NULL, NULL, NULL, &error);
-  if (model == NULL)
+  if (model == NULL || (text != NULL && !gb_model_check_prompt_size (model, strlen (text), &error)))
     return gb_cli_fail (error);
   g_autoptr (GArray) ids = text ? gb_tokenizer_encode (gb_model_get_tokenizer (model), text, -1, FALSE, &error)
                                 : gb_cli_parse_token_list (token_list, &error);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gb-cli.h"
+#include "gb-json.h"
 
 /* A batch file is a flat array of strings; past this it is not one. */
 #define MAX_BATCH_BYTES (256u * 1024 * 1024)
@@ -111,46 +112,6 @@ print_tokens (GbTokenizer   *tokenizer,
     }
 }
 
-/* json-glib 1.6 recurses once per nesting level and overflows the stack on
- * deep input, so count brackets first. Strict JSON only (see below), so that
- * the string boundaries, and so the depth, are the ones json-glib sees. */
-static gboolean
-json_plain_and_shallow (const char *data,
-               gsize       len,
-               guint       max_depth)
-{
-  gboolean in_string = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-        }
-      else if (c == '"')
-        in_string = TRUE;
-      else if (c == '[' || c == '{')
-        {
-          if (++depth > max_depth)
-            return FALSE;
-        }
-      else if (c == ']' || c == '}')
-        depth = depth > 0 ? depth - 1 : 0;
-      /* json-glib also takes 'strings' and comments, where a quote would
-       * throw this count off: refuse anything strict JSON has no use for
-       * outside a string. */
-      else if (strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL || c == '\0')
-        return FALSE;
-    }
-  return TRUE;
-}
-
 static JsonArray *
 load_batch (const char *path,
             GError    **error)
@@ -176,7 +137,7 @@ load_batch (const char *path,
                    MAX_BATCH_BYTES >> 20);
       return NULL;
     }
-  if (len == 0 || !json_plain_and_shallow (data, len, MAX_BATCH_DEPTH))
+  if (len == 0 || !gb_json_plain_and_shallow (data, len, MAX_BATCH_DEPTH))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: expected a JSON array of strings", path);
       return NULL;

@@ -27,6 +27,13 @@ gboolean gb_cli_parse (GOptionContext *context,
                        char         ***argv,
                        int            *exit_code);
 
+/* Saves never replace files unasked: when @dir already holds one of @names
+ * (NULL-terminated) and @force is FALSE, prints a usage error naming it and
+ * returns GB_CLI_USAGE_ERROR; else 0. */
+int gb_cli_check_outputs (const char        *dir,
+                          const char *const *names,
+                          gboolean           force);
+
 /* "1,2,3" -> gint32 ids (an ARGUMENT error names the bad item). */
 GArray *gb_cli_parse_token_list (const char *list,
                                  GError    **error);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gb-application.h"
+#include "gb-json.h"
 #include "gb-error.h"
 
 #define MAX_SCHEMA_BYTES (1 << 20)
@@ -168,7 +169,7 @@ gb_app_schema_new_from_data (const char *json,
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local = NULL;
 
-  if (!json_parser_load_from_data (parser, json, len, &local))
+  if (!gb_json_parser_load (parser, json, len, &local))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", where, local->message);
       return NULL;
@@ -773,7 +774,7 @@ gb_application_new_from_json (const GbAppSchema *schema,
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local = NULL;
 
-  if (!json_parser_load_from_data (parser, json, len, &local))
+  if (!gb_json_parser_load (parser, json, len, &local))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", where, local->message);
       return NULL;

@@ -4,6 +4,7 @@
 #include <json-glib/json-glib.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-model.h"
 
 #define MAX_CONFIG_BYTES (4u * 1024 * 1024)
@@ -24,7 +25,10 @@ gb_config_free (GbConfig *config)
     return;
   g_free (config->model_type);
   g_free (config->activation);
-  g_strfreev (config->labels);
+  /* Not g_strfreev(): a config refused halfway through id2label has gaps. */
+  for (guint i = 0; config->labels != NULL && i < config->n_labels; i++)
+    g_free (config->labels[i]);
+  g_free (config->labels);
   g_free (config);
 }
 
@@ -251,10 +255,6 @@ GbConfig *
 gb_config_load (const char *path,
                 GError    **error)
 {
-  g_autofree char *contents = NULL;
-  gsize len = 0;
-  g_autoptr (GError) local = NULL;
-
   g_return_val_if_fail (path != NULL, NULL);
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
@@ -262,24 +262,10 @@ gb_config_load (const char *path,
       g_set_error (error, GB_ERROR, GB_ERROR_MISSING, "%s: no such file (a model folder needs config.json)", path);
       return NULL;
     }
-  if (!g_file_get_contents (path, &contents, &len, &local))
-    {
-      g_set_error (error, GB_ERROR, GB_ERROR_IO, "%s", local->message);
-      return NULL;
-    }
-  if (len > MAX_CONFIG_BYTES)
-    {
-      g_set_error (error, GB_ERROR, GB_ERROR_LIMIT, "%s: %" G_GSIZE_FORMAT " bytes is too large for a config", path, len);
-      return NULL;
-    }
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
-    {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", path, local->message);
-      return NULL;
-    }
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  g_autoptr (JsonNode) root = gb_json_load_file (path, MAX_CONFIG_BYTES, GB_JSON_MAX_DEPTH, error);
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not a JSON object", path);
       return NULL;

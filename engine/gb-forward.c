@@ -461,6 +461,41 @@ check_tokens (GbModel      *self,
   return TRUE;
 }
 
+/* What a pass of @T tokens after @pos0 allocates, in floats: the KV cache,
+ * the scratch block, and what @rec keeps. A config can ask for a context of
+ * a million positions; a pass over that many tokens is refused here rather
+ * than aborting in g_new(). */
+static gboolean
+check_memory (GbModel        *self,
+              guint           T,
+              guint           pos0,
+              const GbRecord *rec,
+              GError        **error)
+{
+  const GbConfig *c = self->config;
+  const double N = (double) pos0 + T, L = c->n_layer, D = c->n_embd;
+  double floats = 2 * L * N * D + 7.0 * T * D + (double) T * c->n_inner + (double) T * N;
+
+  for (guint l = 0; rec != NULL && l < c->n_layer; l++)
+    for (guint h = 0; h < GB_N_HOOKS; h++)
+      if (wants (rec->hooks[h], l))
+        floats += h == GB_HOOK_PATTERN ? (double) c->n_head * T * N
+                                       : (double) T * (h == GB_HOOK_MLP_POST ? c->n_inner : c->n_embd);
+  if (rec != NULL && rec->logits != GB_LOGITS_NONE)
+    floats += (rec->logits == GB_LOGITS_ALL ? (double) T : 1.0) * c->n_vocab;
+  const double bytes = floats * sizeof (float);
+  const guint64 budget = gb_memory_budget ();
+  if (bytes > (double) budget)
+    {
+      g_autofree char *need = g_format_size ((guint64) MIN (bytes, (double) G_MAXUINT64));
+      g_autofree char *have = g_format_size (budget);
+      g_set_error (error, GB_ERROR, GB_ERROR_LIMIT, "running %u tokens through %s needs %s of memory, more than the %s available",
+                   T, self->name, need, have);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 embed (GbModel      *self,
        float        *x,
@@ -529,7 +564,8 @@ gb_forward_core (GbModel              *self,
   const GbConfig *c = self->config;
   const guint D = c->n_embd;
 
-  if (!check_tokens (self, tokens, T, pos0, error) || !check_interventions (self, iv, n_iv, error))
+  if (!check_tokens (self, tokens, T, pos0, error) || !check_interventions (self, iv, n_iv, error) ||
+      !check_memory (self, T, pos0, rec, error))
     return FALSE;
   gb_kv_cache_reserve (cache, pos0 + T, D);
 

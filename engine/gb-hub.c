@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-engine"
 
+#include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gb-hub.h"
 #include "gb-model.h"
@@ -60,7 +62,10 @@ scan_repo (GPtrArray  *out,
   /* Newest snapshot wins: the one refs/main points at, else any usable one. */
   g_autofree char *ref_path = g_build_filename (cache_dir, entry, "refs", "main", NULL);
   g_autofree char *ref = NULL;
-  if (g_file_get_contents (ref_path, &ref, NULL, NULL))
+  /* A commit hash: anything but a small regular file is ignored. */
+  GStatBuf st;
+  if (g_stat (ref_path, &st) == 0 && S_ISREG (st.st_mode) && st.st_size <= 256 &&
+      g_file_get_contents (ref_path, &ref, NULL, NULL))
     g_strstrip (ref);
 
   g_autofree char *chosen = NULL;

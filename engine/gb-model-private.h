@@ -68,6 +68,11 @@ void       gb_kv_cache_reserve (GbKvCache *cache,
  * and extending @cache (which holds positions 0..pos0). Records into @trace
  * (may be NULL) what @record asks for; writes the last position's logits to
  * @last_logits ([V]) when non-NULL. */
+/* Bytes of memory the engine may use for one job: physical memory, or
+ * $GLASSBOX_MEMORY_LIMIT_MB. Loads and forward passes that would need more
+ * are refused with GB_ERROR_LIMIT instead of aborting in an allocation. */
+guint64  gb_memory_budget (void);
+
 gboolean gb_forward_core (GbModel              *self,
                           GbKvCache            *cache,
                           guint                 pos0,

@@ -4,8 +4,10 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-model-private.h"
 
@@ -69,18 +71,9 @@ open_sharded (Loader     *loader,
               const char *index_path,
               GError    **error)
 {
-  g_autofree char *contents = NULL;
-  gsize len;
-  g_autoptr (GError) local = NULL;
-
-  if (!g_file_get_contents (index_path, &contents, &len, &local))
-    return g_set_error (error, GB_ERROR, GB_ERROR_IO, "%s", local->message), FALSE;
-  if (len > MAX_INDEX_BYTES)
-    return g_set_error (error, GB_ERROR, GB_ERROR_LIMIT, "%s: too large for an index", index_path), FALSE;
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, contents, (gssize) len, &local))
-    return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", index_path, local->message), FALSE;
-  JsonNode *root = json_parser_get_root (parser);
+  g_autoptr (JsonNode) root = gb_json_load_file (index_path, MAX_INDEX_BYTES, GB_JSON_MAX_DEPTH, error);
+  if (root == NULL)
+    return FALSE;
   JsonNode *map = root && JSON_NODE_HOLDS_OBJECT (root)
                     ? json_object_get_member (json_node_get_object (root), "weight_map") : NULL;
   if (map == NULL || !JSON_NODE_HOLDS_OBJECT (map))
@@ -260,6 +253,49 @@ is_ignored_buffer (const char *name)
   return g_str_has_suffix (name, ".attn.bias") || g_str_has_suffix (name, ".attn.masked_bias");
 }
 
+guint64
+gb_memory_budget (void)
+{
+  const char *env = g_getenv ("GLASSBOX_MEMORY_LIMIT_MB");
+  guint64 mb;
+  if (env != NULL && g_ascii_string_to_unsigned (env, 10, 1, G_MAXUINT32, &mb, NULL))
+    return mb << 20;
+  long pages = sysconf (_SC_PHYS_PAGES), page = sysconf (_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (guint64) pages * (guint64) page : G_MAXUINT64;
+}
+
+/* F16/BF16 (and unaligned F32) tensors become float32 copies: add them up
+ * before allocating any, so a file that would need more memory than the
+ * computer has is refused with a message instead of an abort. */
+static gboolean
+check_memory (Loader  *loader,
+              GError **error)
+{
+  guint64 needed = 0;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, loader->tensors);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      const GbTensorView *t = value;
+      if (t->dtype == GB_DTYPE_F16 || t->dtype == GB_DTYPE_BF16 ||
+          (t->dtype == GB_DTYPE_F32 && (guintptr) t->data % sizeof (float) != 0))
+        needed += (guint64) t->n_elements * sizeof (float);
+    }
+  guint64 budget = gb_memory_budget ();
+  if (needed > budget)
+    {
+      g_autofree char *need = g_format_size (needed);
+      g_autofree char *have = g_format_size (budget);
+      g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
+                   "%s: converting the weights to float32 needs %s of memory, more than the %s available", loader->model->path,
+                   need, have);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 bind_weights (Loader       *loader,
               GCancellable *cancellable,
@@ -402,7 +438,7 @@ gb_model_load (const char     *dir,
   m->activation = g_str_equal (m->config->activation, "gelu") ? GB_ACT_GELU : GB_ACT_GELU_NEW;
 
   Loader loader = { m, g_hash_table_new (g_str_hash, g_str_equal), g_hash_table_new (g_str_hash, g_str_equal) };
-  gboolean ok = open_weights (&loader, error) && bind_weights (&loader, cancellable, progress, progress_data, error);
+  gboolean ok = open_weights (&loader, error) && check_memory (&loader, error) && bind_weights (&loader, cancellable, progress, progress_data, error);
   g_hash_table_unref (loader.tensors);
   g_hash_table_unref (loader.used);
   if (!ok)
@@ -410,6 +446,27 @@ gb_model_load (const char     *dir,
   if (progress)
     progress (1.0, "Loaded", progress_data);
   return g_steal_pointer (&m);
+}
+
+gboolean
+gb_model_check_prompt_size (GbModel *self,
+                            gsize    n_bytes,
+                            GError **error)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  guint64 cap = (guint64) self->config->n_positions * gb_tokenizer_get_max_token_bytes (self->tokenizer);
+  cap = MAX (cap, (guint64) 1 << 20);
+  if (n_bytes > cap)
+    {
+      g_autofree char *size = g_format_size (n_bytes);
+      g_autofree char *max = g_format_size (cap);
+      g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
+                   "the text is %s; at most %s is accepted, as %s reads at most %u tokens (its context)", size,
+                   max, self->name, self->config->n_positions);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 GbModel *

@@ -56,6 +56,14 @@ const char     *gb_model_get_path (GbModel *self);
 const char     *gb_model_get_name (GbModel *self);
 guint64         gb_model_get_n_params (GbModel *self);
 
+/* Refuses, before it is encoded, a prompt of @n_bytes that could never fit
+ * the context window: one longer than n_positions tokens of the longest
+ * token (and at least 1 MiB), GB_ERROR_LIMIT. A 100 MB paste is refused at
+ * once instead of being tokenised for a minute and cut. */
+gboolean        gb_model_check_prompt_size (GbModel *self,
+                                            gsize    n_bytes,
+                                            GError **error);
+
 /* Hook points, named as TransformerLens names them. */
 typedef enum
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-npy.h"
 #include "gb-steer.h"
 
@@ -237,7 +238,7 @@ from_jsonl (const char *data,
       if (*g_strstrip (text) == '\0')
         continue;
       g_autoptr (GError) local = NULL;
-      if (!json_parser_load_from_data (parser, text, -1, &local))
+      if (!gb_json_parser_load (parser, text, -1, &local))
         return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: line %u is not JSON: %s", origin, line,
                             local->message),
                NULL;
@@ -264,7 +265,7 @@ looks_like_jsonl (const char *data,
   if (*first != '{')
     return FALSE;
   g_autoptr (JsonParser) parser = json_parser_new ();
-  return json_parser_load_from_data (parser, first, -1, NULL) &&
+  return gb_json_parser_load (parser, first, -1, NULL) &&
          JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser));
 }
 
@@ -285,6 +286,10 @@ gb_pair_set_parse (const char *data,
   gsize n = len < 0 ? strlen (data) : (gsize) len;
   if (memchr (data, '\0', n) != NULL)
     return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not a text file (it holds a NUL byte)", origin), NULL;
+  /* From here the text is NUL-terminated (strspn and the JSONL reader rely
+   * on it; @data with a length need not be). */
+  g_autofree char *copy = g_strndup (data, n);
+  data = copy;
   if (!g_utf8_validate (data, (gssize) n, &bad))
     return g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "%s: not valid UTF-8 (byte %zu)", origin,
                         (gsize) (bad - data)),
@@ -294,7 +299,7 @@ gb_pair_set_parse (const char *data,
 
   if (looks_like_jsonl (data, n))
     set = from_jsonl (data, n, origin, error);
-  else if (json_parser_load_from_data (parser, data, (gssize) n, &local))
+  else if (gb_json_parser_load (parser, data, (gssize) n, &local))
     set = from_json_root (json_parser_get_root (parser), origin, error);
   else
     return g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not JSON or JSONL: %s", origin, local->message), NULL;

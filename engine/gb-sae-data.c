@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-model-private.h"
 #include "gb-sae.h"
 
@@ -163,7 +164,7 @@ next_jsonl (GbCorpus *self,
       g_autoptr (GError) local = NULL;
       if (!check_utf8 (self, line, len, error))
         return NULL;
-      if (!json_parser_load_from_data (parser, line, len, &local))
+      if (!gb_json_parser_load (parser, line, len, &local))
         {
           g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: line %" G_GUINT64_FORMAT ": not valid JSON: %s", self->path,
                        self->line, local->message);

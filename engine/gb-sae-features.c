@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-model-private.h"
 #include "gb-sae.h"
 
@@ -642,7 +643,7 @@ analysis_load (const char *path,
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
+  if (!gb_json_parser_load_file (parser, path, &local))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", path, local->message);
       return NULL;

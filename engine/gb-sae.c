@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-safetensors.h"
 #include "gb-sae.h"
@@ -462,7 +463,7 @@ parse_cfg (const char *path,
       g_set_error (error, GB_ERROR, GB_ERROR_MISSING, "%s: no such file (an SAE folder holds cfg.json)", path);
       return FALSE;
     }
-  if (!json_parser_load_from_mapped_file (parser, path, &local))
+  if (!gb_json_parser_load_file (parser, path, &local))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: not valid JSON: %s", path, local->message);
       return FALSE;

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-engine"
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-npy.h"
 #include "gb-safetensors.h"
 
@@ -331,6 +334,10 @@ parse_header (GbSafetensors *self,
 
   if (memchr (header, '\0', header_len) != NULL || !g_utf8_validate (header, header_len, NULL))
     return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid UTF-8 JSON");
+  /* The header is a flat object of small objects; see gb-json.h. */
+  if (!gb_json_plain_and_shallow (header, header_len, GB_JSON_MAX_DEPTH))
+    return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON, or nested deeper than %d levels",
+                 GB_JSON_MAX_DEPTH);
   g_signal_connect (parser, "object-member", G_CALLBACK (object_member_cb), seen);
   if (!json_parser_load_from_data (parser, header, header_len, &json_error))
     return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON: %s", json_error->message);
@@ -366,6 +373,33 @@ parse_header (GbSafetensors *self,
   return check_overlaps (self, error);
 }
 
+/* A big file whose blocks are mostly holes is an interrupted download (some
+ * downloaders create the whole file first) or a file pretending to be a
+ * model: refuse it once its header is read but before any weight is (reading
+ * holes would page in gigabytes of zeros, and converting them allocate as
+ * much again). Filesystems that report no blocks at all are trusted. */
+#define SPARSE_CHECK_BYTES (64u * 1024 * 1024)
+
+static gboolean
+check_not_sparse (const char *path,
+                  GError    **error)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0 || st.st_size < (goffset) SPARSE_CHECK_BYTES || st.st_blocks <= 0)
+    return TRUE;
+  guint64 stored = (guint64) st.st_blocks * 512;
+  if (stored < (guint64) st.st_size / 4)
+    {
+      g_autofree char *size = g_format_size ((guint64) st.st_size);
+      g_autofree char *on_disk = g_format_size (stored);
+      return fail (error, GB_ERROR_FORMAT, path, NULL,
+                   "%s long but only %s of it is stored on disk: a sparse or incomplete file (interrupted download?)",
+                   size, on_disk);
+    }
+  return TRUE;
+}
+
 GbSafetensors *
 gb_safetensors_open (const char *path,
                      GError    **error)
@@ -384,6 +418,13 @@ gb_safetensors_open (const char *path,
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     {
       fail (error, GB_ERROR_IO, path, NULL, "is a folder, not a safetensors file");
+      return NULL;
+    }
+  /* Mapping opens the file, which would wait forever on a FIFO. */
+  GStatBuf st;
+  if (g_stat (path, &st) == 0 && !S_ISREG (st.st_mode))
+    {
+      fail (error, GB_ERROR_IO, path, NULL, "not a regular file");
       return NULL;
     }
   self->mapped = g_mapped_file_new (path, FALSE, &map_error);
@@ -426,7 +467,8 @@ gb_safetensors_open (const char *path,
 
   gsize data_offset = 8 + (gsize) header_len;
   if (!parse_header (self, (const char *) bytes + 8, (gsize) header_len, data_offset,
-                     size - data_offset, error))
+                     size - data_offset, error) ||
+      !check_not_sparse (path, error))
     return NULL;
 
   return g_steal_pointer (&owned);

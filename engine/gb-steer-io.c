@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-npy.h"
 #include "gb-steer.h"
 
@@ -323,7 +324,7 @@ load_json (const char *path,
     return fail (&ctx, "the file is empty"), NULL;
   if (memchr (data, '\0', len) != NULL || !g_utf8_validate (data, (gssize) len, &bad))
     return fail (&ctx, "not a steering vector (neither JSON text nor GGUF)"), NULL;
-  if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
+  if (!gb_json_parser_load (parser, data, (gssize) len, &local))
     return fail (&ctx, "not valid JSON: %s", local->message), NULL;
   return from_json (&ctx, json_parser_get_root (parser));
 }

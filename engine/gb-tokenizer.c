@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-tokenizer.h"
 #include "gb-unicode.h"
 
@@ -214,7 +215,7 @@ read_bounded (const char *path,
   gsize got = 0;
   int fd;
 
-  fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
   if (fd < 0)
     {
       int saved = errno;
@@ -267,46 +268,6 @@ read_bounded (const char *path,
   data[got] = '\0';
   *contents = g_steal_pointer (&data);
   *length = got;
-  return TRUE;
-}
-
-/* json-glib 1.6 recurses per nesting level and overflows the stack on deep
- * input; refuse it before parsing. Strict JSON only (see below), so that
- * the string boundaries, and so the depth, are the ones json-glib sees. */
-static gboolean
-json_plain_and_shallow (const char *data,
-               gsize       len,
-               guint       max_depth)
-{
-  gboolean in_string = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-        }
-      else if (c == '"')
-        in_string = TRUE;
-      else if (c == '[' || c == '{')
-        {
-          if (++depth > max_depth)
-            return FALSE;
-        }
-      else if (c == ']' || c == '}')
-        depth = depth > 0 ? depth - 1 : 0;
-      /* json-glib also takes 'strings' and comments, where a quote would
-       * throw this count off: refuse anything strict JSON has no use for
-       * outside a string. */
-      else if (strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL || c == '\0')
-        return FALSE;
-    }
   return TRUE;
 }
 
@@ -465,7 +426,7 @@ parse_vocab_json (JsonParser *parser,
 
   if (!read_bounded (vocab_path, &data, &len, error) || !text_ok (data, len, vocab_path, error))
     return NULL;
-  if (!json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
+  if (!gb_json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
                    "%s: not plain JSON, or nested deeper than %d levels", vocab_path,
@@ -702,6 +663,7 @@ gb_tokenizer_new_bytes (void)
 
   ok = index_vocab (self, by_string, "(bytes)", NULL);
   g_assert (ok);
+  (void) ok; /* release builds compile the assertion out */
   merge_table_init (&self->merges, 0);
   return self;
 }
@@ -1032,6 +994,17 @@ gb_tokenizer_token_bytes (GbTokenizer *self,
   if (n_bytes != NULL)
     *n_bytes = self->byte_offsets[id + 1] - self->byte_offsets[id];
   return self->bytes + self->byte_offsets[id];
+}
+
+guint
+gb_tokenizer_get_max_token_bytes (GbTokenizer *self)
+{
+  guint longest = 1;
+
+  g_return_val_if_fail (self != NULL, 1);
+  for (guint id = 0; id < self->n_vocab; id++)
+    longest = MAX (longest, self->byte_offsets[id + 1] - self->byte_offsets[id]);
+  return longest;
 }
 
 const char *

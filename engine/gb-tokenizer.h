@@ -53,6 +53,8 @@ GArray      *gb_tokenizer_encode (GbTokenizer *self,
 const guint8 *gb_tokenizer_token_bytes (GbTokenizer *self,
                                         gint32       id,
                                         gsize       *n_bytes);
+/* The byte length of the vocabulary's longest token (at least 1). */
+guint         gb_tokenizer_get_max_token_bytes (GbTokenizer *self);
 /* The vocab.json string of a token (borrowed), e.g. "Ġthe". */
 const char   *gb_tokenizer_token_string (GbTokenizer *self,
                                          gint32       id);

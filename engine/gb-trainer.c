@@ -9,9 +9,13 @@
 #include <unistd.h>
 
 #include "gb-error.h"
+#include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-npy.h"
 #include "gb-trainer.h"
+
+/* trainer_state.json is a few hundred bytes. */
+#define MAX_STATE_BYTES (1u << 20)
 
 struct _GbTrainer
 {
@@ -600,14 +604,9 @@ gb_trainer_resume (GbTrainer  *self,
                    GError    **error)
 {
   g_autofree char *state_path = g_build_filename (checkpoint_dir, "trainer_state.json", NULL);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  g_autoptr (GError) local = NULL;
-  if (!json_parser_load_from_file (parser, state_path, &local))
-    {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: %s", state_path, local->message);
-      return FALSE;
-    }
-  JsonNode *root = json_parser_get_root (parser);
+  g_autoptr (JsonNode) root = gb_json_load_file (state_path, MAX_STATE_BYTES, GB_JSON_MAX_DEPTH, error);
+  if (root == NULL)
+    return FALSE;
   JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   JsonNode *step = obj ? json_object_get_member (obj, "step") : NULL;
   JsonNode *np = obj ? json_object_get_member (obj, "n_params") : NULL;

@@ -18,3 +18,4 @@
 #include "gb-sae.h"
 #include "gb-application.h"
 #include "gb-explain.h"
+#include "gb-paths.h"

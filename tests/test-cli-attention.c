@@ -142,6 +142,28 @@ test_attention_errors (void)
     }
 }
 
+/* An existing file is replaced only with --force. */
+static void
+test_attention_force (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *path = g_build_filename (dir, "keep.svg", NULL);
+  g_autofree char *out = NULL, *err = NULL, *data = NULL;
+
+  g_assert_true (g_file_set_contents (path, "earlier", -1, NULL));
+  g_assert_cmpint (cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--output", path, NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "glassbox-cli: error: "));
+  g_assert_nonnull (strstr (err, "keep.svg already exists (use --force"));
+  g_assert_true (g_file_get_contents (path, &data, NULL, NULL));
+  g_assert_cmpstr (data, ==, "earlier");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_clear_pointer (&data, g_free);
+  g_assert_cmpint (cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--force", "--output", path, NULL), ==, 0);
+  g_assert_true (g_file_get_contents (path, &data, NULL, NULL));
+  g_assert_true (g_str_has_prefix (data, "<?xml"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -152,5 +174,6 @@ main (int    argc,
   g_test_add_func ("/cli/heads/json", test_heads_json);
   g_test_add_func ("/cli/attention/outputs", test_attention_outputs);
   g_test_add_func ("/cli/attention/errors", test_attention_errors);
+  g_test_add_func ("/cli/attention/force", test_attention_force);
   return g_test_run ();
 }

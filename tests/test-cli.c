@@ -244,6 +244,41 @@ test_train_resume_eval (void)
 #undef TRAIN_ARGS
 }
 
+/* Saves never replace earlier files unasked: a second dump into the same
+ * folder is a usage error naming the file, until --force. */
+static void
+test_outputs_need_force (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *run_dir = g_build_filename (dir, "run", NULL), *grad_dir = g_build_filename (dir, "grad", NULL);
+  g_autofree char *tok_dir = g_build_filename (dir, "tok", NULL), *corpus = g_build_filename (dir, "c.txt", NULL);
+  g_autofree char *logits = g_build_filename (run_dir, "logits.npy", NULL);
+
+  g_assert_true (g_file_set_contents (corpus, "the cat sat on the mat, the cat sat", -1, NULL));
+  const char *const first[][12] = {
+    { "run", "--model", model_dir, "--text", "Hello", "--dump", run_dir, NULL },
+    { "grad", "--model", model_dir, "--text", "Hello there", "--dump", grad_dir, NULL },
+    { "train-tokenizer", "--corpus", corpus, "--vocab-size", "260", "--output", tok_dir, "--quiet", NULL },
+  };
+  const char *const holds[] = { "tokens.json", "grads.safetensors", "vocab.json" };
+  for (guint c = 0; c < G_N_ELEMENTS (first); c++)
+    {
+      g_auto (Result) a = { 0 }, b = { 0 }, forced = { 0 };
+      const char *const *v = first[c];
+      cli (&a, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      g_assert_cmpint (a.status, ==, 0);
+      cli (&b, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      g_test_message ("%s again: %s", v[0], b.err);
+      g_assert_cmpint (b.status, ==, 2);
+      assert_one_error_line (&b);
+      g_assert_nonnull (strstr (b.err, holds[c]));
+      g_assert_nonnull (strstr (b.err, "--force"));
+      cli (&forced, v[0], "--force", v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      g_assert_cmpint (forced.status, ==, 0);
+    }
+  g_assert_true (g_file_test (logits, G_FILE_TEST_EXISTS));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -256,6 +291,7 @@ main (int    argc,
   g_test_add_func ("/cli/run-dump", test_run_dump);
   g_test_add_func ("/cli/generate", test_generate);
   g_test_add_func ("/cli/train-resume-eval", test_train_resume_eval);
+  g_test_add_func ("/cli/outputs-need-force", test_outputs_need_force);
   g_test_add_func ("/cli/init-model", test_init_model_refuses_overwrite);
   int status = g_test_run ();
   g_free (model_dir);

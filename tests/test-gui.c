@@ -164,6 +164,33 @@ test_export_matches_cli (void)
   g_assert_cmpmem (a, la, b, lb);
 }
 
+/* "Open With Glassbox" on a weights file (what a file manager passes, like
+ * "glassbox DIR/model.safetensors") opens the model folder that holds it:
+ * the export is the CLI's for that folder, not the default model's. */
+static void
+test_open_weights_file (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *gui = g_build_filename (dir, "gui.npy", NULL), *cli = g_build_filename (dir, "cli.npy", NULL);
+  g_autofree char *weights = g_build_filename (model_dir, "model.safetensors", NULL);
+  g_autofree char *a = NULL, *b = NULL;
+  gsize la, lb;
+  g_auto (Run) r = { 0 };
+  g_auto (Run) c = { 0 };
+
+  spawn (&r, NULL, g_getenv ("GLASSBOX_GUI"), "--text", TEXT, "--layer", "1", "--head", "2", "--export", gui, weights,
+         NULL);
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 0);
+  assert_clean_stderr (r.err);
+  spawn (&c, NULL, g_getenv ("GLASSBOX_CLI"), "attention", "--model", model_dir, "--text", TEXT, "--layer", "1",
+         "--head", "2", "--output", cli, NULL);
+  g_assert_cmpint (c.status, ==, 0);
+  g_assert_true (g_file_get_contents (gui, &a, &la, NULL));
+  g_assert_true (g_file_get_contents (cli, &b, &lb, NULL));
+  g_assert_cmpmem (a, la, b, lb);
+}
+
 static void
 test_broken_model (void)
 {
@@ -377,6 +404,7 @@ main (int    argc,
   gb_test_write_model (model_dir, 2, 3, 12, 64, FALSE, 5);
   g_test_add_func ("/ui/gui/screenshot", test_screenshot);
   g_test_add_func ("/ui/gui/dark", test_dark);
+  g_test_add_func ("/ui/gui/open-weights-file", test_open_weights_file);
   g_test_add_func ("/ui/gui/export-matches-cli", test_export_matches_cli);
   g_test_add_func ("/ui/gui/broken-model", test_broken_model);
   g_test_add_func ("/ui/gui/explain", test_explain_view);

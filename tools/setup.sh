@@ -14,6 +14,9 @@ packages=(
   xvfb xauth
   poppler-utils
   fortunes
+  # fuzzing (clang's libFuzzer) and desktop integration checks
+  clang libclang-rt-14-dev
+  desktop-file-utils appstream-util flatpak-builder gettext groff-base shared-mime-info
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "glassbox-ui"
 
+#include <glib/gi18n.h>
+
 #include "gb-application.h"
 #include "gb-build-config.h"
 #include "gb-kernels.h"
@@ -24,17 +26,18 @@ about_action (GSimpleAction *action,
               gpointer       user_data)
 {
   GtkApplication *app = user_data;
-  static const char *developers[] = { "The Glassbox authors", NULL };
+  const char *developers[] = { _("The Glassbox authors"), NULL };
 
   adw_show_about_window (gtk_application_get_active_window (app),
                          "application-name", "Glassbox",
                          "application-icon", "org.glassbox.Glassbox",
                          "version", GB_VERSION,
-                         "comments", "See inside a transformer language model: what it attends to, which features "
-                                     "it uses, and how to steer it.",
+                         "comments", _("See inside a transformer language model: what it attends to, which features "
+                                       "it uses, and how to steer it."),
+                         "translator-credits", _("translator-credits"),
                          "developers", developers,
                          "license-type", GTK_LICENSE_GPL_3_0,
-                         "copyright", "© The Glassbox authors",
+                         "copyright", _("© The Glassbox authors"),
                          NULL);
 }
 
@@ -46,6 +49,20 @@ quit_action (GSimpleAction *action,
   g_application_quit (G_APPLICATION (user_data));
 }
 
+/* Index options are strings: GApplication drops an integer option whose
+ * value is 0, so --layer 0 would be ignored. */
+static void
+lookup_index (GVariantDict *options,
+              const char   *name,
+              int          *out)
+{
+  const char *text = NULL;
+  gint64 v;
+
+  if (g_variant_dict_lookup (options, name, "&s", &text) && g_ascii_string_to_signed (text, 10, 0, G_MAXINT, &v, NULL))
+    *out = (int) v;
+}
+
 static int
 gb_application_handle_local_options (GApplication *app,
                                      GVariantDict *options)
@@ -53,16 +70,21 @@ gb_application_handle_local_options (GApplication *app,
   GbApplication *self = GB_APPLICATION (app);
   GbAutomation *a = &self->automation;
 
+  if (g_variant_dict_contains (options, "version"))
+    {
+      g_print ("glassbox %s\n", GB_VERSION);
+      return 0;
+    }
   g_variant_dict_lookup (options, "model", "^ay", &self->model_dir);
   g_variant_dict_lookup (options, "text", "s", &a->text);
-  g_variant_dict_lookup (options, "layer", "i", &a->layer);
-  g_variant_dict_lookup (options, "head", "i", &a->head);
+  lookup_index (options, "layer", &a->layer);
+  lookup_index (options, "head", &a->head);
   g_variant_dict_lookup (options, "show", "s", &a->aggregation);
   g_variant_dict_lookup (options, "export", "^ay", &a->export_path);
   g_variant_dict_lookup (options, "scale", "d", &a->export_scale);
   g_variant_dict_lookup (options, "screenshot", "^ay", &a->screenshot);
-  g_variant_dict_lookup (options, "pin-query", "i", &a->pin_query);
-  g_variant_dict_lookup (options, "pin-key", "i", &a->pin_key);
+  lookup_index (options, "pin-query", &a->pin_query);
+  lookup_index (options, "pin-key", &a->pin_key);
   g_variant_dict_lookup (options, "frame-stats", "b", &a->frame_stats);
   g_variant_dict_lookup (options, "view", "s", &a->view);
   g_variant_dict_lookup (options, "steer-pairs", "^ay", &a->steer_pairs);
@@ -158,6 +180,46 @@ gb_application_activate (GApplication *app)
   gtk_window_present (window);
 }
 
+/* The folder a command-line argument or "Open With" file stands for: a
+ * model folder itself, or the folder holding a weights file, config.json
+ * or any other file of the model. */
+static char *
+model_folder_of (GFile *file)
+{
+  g_autofree char *path = g_file_get_path (file);
+
+  if (path == NULL)
+    return NULL;
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    return g_steal_pointer (&path);
+  return g_path_get_dirname (path);
+}
+
+static void
+gb_application_open (GApplication *app,
+                     GFile       **files,
+                     int           n_files,
+                     const char   *hint)
+{
+  GbApplication *self = GB_APPLICATION (app);
+
+  /* One model per window: the first file wins, as with --model. */
+  g_autofree char *dir = n_files > 0 ? model_folder_of (files[0]) : NULL;
+  if (dir != NULL)
+    {
+      g_free (self->model_dir);
+      self->model_dir = g_steal_pointer (&dir);
+    }
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (app));
+  if (window != NULL)
+    {
+      gb_window_load_model (GB_WINDOW (window), self->model_dir);
+      gtk_window_present (window);
+      return;
+    }
+  gb_application_activate (app);
+}
+
 static void
 gb_application_finalize (GObject *object)
 {
@@ -195,6 +257,7 @@ gb_application_class_init (GbApplicationClass *klass)
   G_APPLICATION_CLASS (klass)->handle_local_options = gb_application_handle_local_options;
   G_APPLICATION_CLASS (klass)->startup = gb_application_startup;
   G_APPLICATION_CLASS (klass)->activate = gb_application_activate;
+  G_APPLICATION_CLASS (klass)->open = gb_application_open;
 }
 
 static void
@@ -202,16 +265,17 @@ gb_application_init (GbApplication *self)
 {
   /* Unattended runs (tests, screenshots) are hidden options. */
   const GOptionEntry options[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, NULL, "Model folder to open", "DIR" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, NULL, N_("Model folder to open"), N_("DIR") },
+    { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Print the version and exit"), NULL },
     { "text", 't', G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Text to run", "TEXT" },
-    { "layer", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Layer to show", "L" },
-    { "head", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Head to show", "H" },
+    { "layer", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Layer to show", "L" },
+    { "head", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Head to show", "H" },
     { "show", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "head, mean, rollout or token", "KIND" },
     { "export", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Export the heatmap there, then quit", "FILE" },
     { "scale", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "PNG scale of --export", "PX" },
     { "screenshot", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Save a screenshot there, then quit", "FILE" },
-    { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this query", "I" },
-    { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Pin the crosshair on this key", "J" },
+    { "pin-query", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Pin the crosshair on this query", "I" },
+    { "pin-key", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Pin the crosshair on this key", "J" },
     { "frame-stats", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, NULL, "Print the frame-clock gaps seen while the text ran", NULL },
     { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this view: attention, features, steering (runs its demo) or explain", "VIEW" },
     { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
@@ -244,13 +308,17 @@ gb_application_init (GbApplication *self)
   self->automation.export_scale = 1;
   self->automation.steer_multiplier = 2;
   g_application_add_main_option_entries (G_APPLICATION (self), options);
+  g_application_set_option_context_parameter_string (G_APPLICATION (self), _("[MODEL-FOLDER | FILE.safetensors]"));
+  g_application_set_option_context_summary (G_APPLICATION (self),
+                                            _("See inside a transformer language model: what it attends to, "
+                                              "which features it uses, and how to steer it."));
 }
 
 GbApplication *
 gb_application_new (void)
 {
   return g_object_new (GB_TYPE_APPLICATION, "application-id", "org.glassbox.Glassbox", "flags",
-                       G_APPLICATION_NON_UNIQUE, "resource-base-path", "/org/glassbox/Glassbox", NULL);
+                       G_APPLICATION_NON_UNIQUE | G_APPLICATION_HANDLES_OPEN, "resource-base-path", "/org/glassbox/Glassbox", NULL);
 }
 
 int

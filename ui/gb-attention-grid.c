@@ -4,6 +4,8 @@
 #include <adwaita.h>
 #include <math.h>
 
+#include <glib/gi18n.h>
+
 #include "gb-attention-grid.h"
 
 #define MAX_CELL 96.0
@@ -91,11 +93,11 @@ update_accessible (GbAttentionGrid *self)
   g_autofree char *text = NULL;
 
   if (self->view.pin_i >= 0)
-    text = g_strdup_printf ("Pinned: query %d “%s”, key %d “%s”, weight %.4f", self->view.pin_i,
+    text = g_strdup_printf (_("Pinned: query %d “%s”, key %d “%s”, weight %.4f"), self->view.pin_i,
                             self->labels[self->view.pin_i], self->view.pin_j, self->labels[self->view.pin_j],
                             self->weights[(gsize) self->view.pin_i * self->heatmap.n + self->view.pin_j]);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
-                                  text ? text : "Arrow keys move a crosshair over the cells; Escape releases it.", -1);
+                                  text ? text : _("Arrow keys move a crosshair over the cells; Escape releases it."), -1);
 }
 
 /* Scrolls so that cell (i, j) is visible. */
@@ -364,14 +366,14 @@ gb_attention_grid_query_tooltip (GtkWidget  *widget,
     return FALSE;
   if (self->heatmap.causal && j > i)
     {
-      g_autofree char *text = g_markup_printf_escaped ("Query %u “%s” cannot attend to the later key %u “%s”", i,
+      g_autofree char *text = g_markup_printf_escaped (_("Query %u “%s” cannot attend to the later key %u “%s”"), i,
                                                        self->labels[i], j, self->labels[j]);
       gtk_tooltip_set_markup (tooltip, text);
       return TRUE;
     }
   g_autofree char *extra = self->tooltip_func ? self->tooltip_func (i, j, self->tooltip_data) : NULL;
   g_autofree char *text = g_markup_printf_escaped (
-    "<b>Query</b> %u “%s”  →  <b>key</b> %u “%s”\n<b>Weight</b> %.4f  (colour value %.3f, %s)%s%s", i,
+    _("<b>Query</b> %u “%s”  →  <b>key</b> %u “%s”\n<b>Weight</b> %.4f  (colour value %.3f, %s)%s%s"), i,
     self->labels[i], j, self->labels[j], self->weights[(gsize) i * self->heatmap.n + j],
     gb_heatmap_value (&self->heatmap, i, j), gb_norm_name (self->heatmap.norm), extra ? "\n" : "", extra ? extra : "");
   gtk_tooltip_set_markup (tooltip, text);
@@ -513,7 +515,7 @@ gb_attention_grid_init (GbAttentionGrid *self)
   gtk_widget_set_focusable (widget, TRUE);
   gtk_widget_set_has_tooltip (widget, TRUE);
   gtk_widget_set_overflow (widget, GTK_OVERFLOW_HIDDEN);
-  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, "Attention heatmap", -1);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL, _("Attention heatmap"), -1);
   update_accessible (self);
 }
 
@@ -554,7 +556,7 @@ gb_attention_grid_set_data (GbAttentionGrid   *self,
     }
   gb_heatmap_view_clamp (&self->heatmap, &self->view);
   gtk_accessible_update_property (GTK_ACCESSIBLE (self), GTK_ACCESSIBLE_PROPERTY_LABEL,
-                                  description ? description : "Attention heatmap", -1);
+                                  description ? description : _("Attention heatmap"), -1);
   update_accessible (self);
   drop_cache (self);
 }

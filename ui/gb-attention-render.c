@@ -19,6 +19,8 @@ gb_attention_tokenize (GbModel    *model,
                        GError    **error)
 {
   const guint ctx = gb_model_get_config (model)->n_positions;
+  if (!gb_model_check_prompt_size (model, strlen (text), error))
+    return NULL;
   GArray *ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), text, -1, FALSE, error);
 
   if (ids == NULL)

@@ -138,6 +138,14 @@ struct _GbExplainView
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
 
+
+static void
+set_a11y_label (gpointer    widget,
+                const char *label)
+{
+  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+}
+
 static void run_explain (GbExplainView *self);
 
 /* What a worker's callback needs: the view (held until the job ends, so the
@@ -1095,7 +1103,7 @@ start_training (GbExplainView *self,
 static void
 train_clicked_cb (GbExplainView *self)
 {
-  g_autofree char *pairs = g_build_filename (GB_DATA_DIR, "pairs", "zip-neutral-loans.json", NULL);
+  g_autofree char *pairs = g_build_filename (gb_data_dir (), "pairs", "zip-neutral-loans.json", NULL);
   start_training (self, pairs);
 }
 
@@ -1555,6 +1563,7 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (box), heading ("Application"));
   GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   self->samples = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) { "(no samples)", NULL }));
+  set_a11y_label (self->samples, "Sample application");
   gtk_widget_set_hexpand (GTK_WIDGET (self->samples), TRUE);
   g_autoptr (GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
   g_signal_connect (factory, "setup", G_CALLBACK (sample_setup_cb), NULL);
@@ -1612,9 +1621,11 @@ build_sidebar (GbExplainView *self)
   GtkWidget *vopen = gtk_button_new_from_icon_name ("document-open-symbolic");
   gtk_widget_set_tooltip_text (vopen, "Open a steering vector (glassbox-cli steer train JSON, or a llama.cpp GGUF)");
   g_signal_connect_swapped (vopen, "clicked", G_CALLBACK (vector_open_clicked_cb), self);
+  set_a11y_label (vopen, "Open a steering vector");
   self->vec_clear = GTK_BUTTON (gtk_button_new_from_icon_name ("edit-clear-symbolic"));
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->vec_clear), "Stop steering");
   gtk_widget_set_sensitive (GTK_WIDGET (self->vec_clear), FALSE);
+  set_a11y_label (self->vec_clear, "Stop steering");
   g_signal_connect_swapped (self->vec_clear, "clicked", G_CALLBACK (vector_clear_clicked_cb), self);
   gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->vec_label));
   gtk_box_append (GTK_BOX (row), vopen);
@@ -1639,6 +1650,8 @@ build_sidebar (GbExplainView *self)
   self->steer_mult = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (-20, 20, 0.5));
   gtk_spin_button_set_digits (self->steer_mult, 1);
   gtk_spin_button_set_value (self->steer_mult, 1);
+  set_a11y_label (self->steer_block, "Steered block");
+  set_a11y_label (self->steer_mult, "Steering multiplier");
   g_signal_connect_swapped (self->steer_block, "value-changed", G_CALLBACK (steer_value_changed_cb), self);
   g_signal_connect_swapped (self->steer_mult, "value-changed", G_CALLBACK (steer_value_changed_cb), self);
   gtk_box_append (GTK_BOX (row), bl);
@@ -1681,6 +1694,7 @@ build_sidebar (GbExplainView *self)
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *gl = gtk_label_new ("Group by");
   self->audit_group = GTK_ENTRY (gtk_entry_new ());
+  set_a11y_label (self->audit_group, "Group the audit by this field");
   gtk_editable_set_text (GTK_EDITABLE (self->audit_group), "zip_group");
   gtk_widget_set_hexpand (GTK_WIDGET (self->audit_group), TRUE);
   gtk_box_append (GTK_BOX (row), gl);
@@ -1762,6 +1776,7 @@ build_results (GbExplainView *self)
   self->method = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
     "Occlusion (causal)", "Integrated gradients", "Gradient × input", "Attention rollout", NULL }));
   gtk_widget_set_valign (GTK_WIDGET (self->method), GTK_ALIGN_END);
+  set_a11y_label (self->method, "Evidence method");
   g_signal_connect_swapped (self->method, "notify::selected", G_CALLBACK (method_changed_cb), self);
   gtk_box_append (GTK_BOX (hrow), h);
   gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->method));
@@ -1783,6 +1798,7 @@ build_results (GbExplainView *self)
   self->attention_kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings ((const char *[]) {
     "Mean per layer", "Every head", NULL }));
   gtk_widget_set_valign (GTK_WIDGET (self->attention_kind), GTK_ALIGN_END);
+  set_a11y_label (self->attention_kind, "Attention aggregation");
   g_signal_connect_swapped (self->attention_kind, "notify::selected", G_CALLBACK (method_changed_cb), self);
   gtk_box_append (GTK_BOX (hrow), h);
   gtk_box_append (GTK_BOX (hrow), GTK_WIDGET (self->attention_kind));
@@ -1806,6 +1822,7 @@ build_results (GbExplainView *self)
   self->sae_field_names = gtk_string_list_new (NULL);
   self->sae_field_dd = GTK_DROP_DOWN (gtk_drop_down_new (G_LIST_MODEL (g_object_ref (self->sae_field_names)), NULL));
   g_signal_connect_swapped (self->sae_field_dd, "notify::selected", G_CALLBACK (sae_field_changed_cb), self);
+  set_a11y_label (self->sae_field_dd, "Field whose tokens the SAE features are read over");
   gtk_box_append (GTK_BOX (self->sae_field_row), fl);
   gtk_box_append (GTK_BOX (self->sae_field_row), GTK_WIDGET (self->sae_field_dd));
   gtk_widget_set_margin_top (self->sae_field_row, 6);

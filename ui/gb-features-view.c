@@ -27,6 +27,13 @@ struct _GbFeatureItem
 G_DEFINE_FINAL_TYPE (GbFeatureItem, gb_feature_item, G_TYPE_OBJECT)
 
 static void
+set_a11y_label (gpointer    widget,
+                const char *label)
+{
+  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+}
+
+static void
 gb_feature_item_class_init (GbFeatureItemClass *klass)
 {
 }
@@ -126,7 +133,10 @@ static void show_feature (GbFeaturesView *self, const GbSaeFeature *f);
 const char *
 gb_features_view_default_corpus (void)
 {
-  return GB_DATA_DIR "/corpus/loans-sample.txt";
+  static char *path;
+  if (path == NULL)
+    path = g_build_filename (gb_data_dir (), "corpus", "loans-sample.txt", NULL);
+  return path;
 }
 
 char *
@@ -135,11 +145,12 @@ gb_features_view_bundled_sae (GbModel *model)
   if (model == NULL)
     return NULL;
   g_autofree char *prefix = g_strdup_printf ("%s-", gb_model_get_name (model));
-  g_autoptr (GDir) dir = g_dir_open (GB_DATA_DIR "/saes", 0, NULL);
+  g_autofree char *saes_dir = g_build_filename (gb_data_dir (), "saes", NULL);
+  g_autoptr (GDir) dir = g_dir_open (saes_dir, 0, NULL);
   const char *name;
   while (dir && (name = g_dir_read_name (dir)) != NULL)
     if (g_str_has_prefix (name, prefix))
-      return g_build_filename (GB_DATA_DIR "/saes", name, NULL);
+      return g_build_filename (saes_dir, name, NULL);
   return NULL;
 }
 
@@ -792,6 +803,7 @@ show_feature (GbFeaturesView     *self,
   GtkWidget *entry = gtk_entry_new ();
   GtkWidget *out = snippet_label ("", 0);
   gtk_entry_set_placeholder_text (GTK_ENTRY (entry), "Type a text to see this feature's activation per token");
+  set_a11y_label (entry, "Text to try this feature on");
   g_object_set_data (G_OBJECT (entry), "out", out);
   g_signal_connect (entry, "changed", G_CALLBACK (try_changed_cb), self);
   gtk_box_append (GTK_BOX (self->detail), entry);
@@ -1077,8 +1089,10 @@ gb_features_view_show_train_dialog (GbFeaturesView *self)
   f->layer = spin (0, cfg->n_layer - 1, 1, cfg->n_layer / 2, 0);
   form_row (group, "Layer", NULL, GTK_WIDGET (f->layer));
   f->hook = GTK_DROP_DOWN (gtk_drop_down_new_from_strings (hooks));
+  set_a11y_label (f->hook, "Hook point");
   form_row (group, "Hook", "blocks.L.hook_…", GTK_WIDGET (f->hook));
   f->kind = GTK_DROP_DOWN (gtk_drop_down_new_from_strings (kinds));
+  set_a11y_label (f->kind, "SAE kind");
   form_row (group, "Kind", NULL, GTK_WIDGET (f->kind));
   f->width = spin (1, 64, 1, 8, 0);
   form_row (group, "Width", "Latents per activation dimension", GTK_WIDGET (f->width));
@@ -1089,6 +1103,7 @@ gb_features_view_show_train_dialog (GbFeaturesView *self)
   f->tokens = spin (1000, 1e9, 10000, 500000, 0);
   form_row (group, "Tokens", "Training budget", GTK_WIDGET (f->tokens));
   f->corpus = GTK_ENTRY (gtk_entry_new ());
+  set_a11y_label (f->corpus, "Corpus file");
   gtk_editable_set_text (GTK_EDITABLE (f->corpus), self->corpus);
   gtk_editable_set_width_chars (GTK_EDITABLE (f->corpus), 24);
   GtkWidget *corpus_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 4);
@@ -1102,6 +1117,7 @@ gb_features_view_show_train_dialog (GbFeaturesView *self)
   g_autofree char *name = g_strdup_printf ("%s-L%d-%s", gb_model_get_name (self->model), cfg->n_layer / 2, "topk");
   g_autofree char *out_dir = g_build_filename (out, name, NULL);
   f->output = GTK_ENTRY (gtk_entry_new ());
+  set_a11y_label (f->output, "Output folder");
   gtk_editable_set_text (GTK_EDITABLE (f->output), out_dir);
   gtk_editable_set_width_chars (GTK_EDITABLE (f->output), 28);
   form_row (group, "Save to", "SAELens folder", GTK_WIDGET (f->output));
@@ -1494,6 +1510,7 @@ build_text_panel (GbFeaturesView *self)
   self->text_expander = expander;
   GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
   self->text_entry = GTK_ENTRY (gtk_entry_new ());
+  set_a11y_label (self->text_entry, "Text to show the features of");
   gtk_entry_set_placeholder_text (self->text_entry, "Paste a text and press Enter; click a token to see its strongest features");
   g_signal_connect_swapped (self->text_entry, "activate", G_CALLBACK (text_activate_cb), self);
   self->text_tokens = gtk_flow_box_new ();
@@ -1568,10 +1585,12 @@ build_toolbar (GbFeaturesView *self)
   g_signal_connect_swapped (open, "clicked", G_CALLBACK (open_clicked_cb), self);
   g_signal_connect_swapped (train, "clicked", G_CALLBACK (train_cb), self);
   self->search = GTK_SEARCH_ENTRY (gtk_search_entry_new ());
+  set_a11y_label (self->search, "Search features by token");
   g_object_set (self->search, "placeholder-text", "Which features fire on… (e.g. zip, 40106, #12)", NULL);
   gtk_widget_set_hexpand (GTK_WIDGET (self->search), TRUE);
   g_signal_connect_swapped (self->search, "search-changed", G_CALLBACK (search_changed_cb), self);
   self->sort = GTK_DROP_DOWN (gtk_drop_down_new_from_strings (sorts));
+  set_a11y_label (self->sort, "Sort features by");
   gtk_widget_set_tooltip_text (GTK_WIDGET (self->sort), "Sort by");
   g_signal_connect_swapped (self->sort, "notify::selected", G_CALLBACK (sort_changed_cb), self);
   self->hide_dead = GTK_CHECK_BUTTON (gtk_check_button_new_with_label ("Hide dead"));

@@ -357,6 +357,13 @@ remove_pair_cb (GtkButton      *button,
   rebuild_pairs (self);
 }
 
+static void
+set_a11y_label (gpointer    widget,
+                const char *label)
+{
+  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
+}
+
 static GtkWidget *
 pair_entry (GbSteeringView *self,
             const char     *text,
@@ -371,6 +378,8 @@ pair_entry (GbSteeringView *self,
   g_object_set_data (G_OBJECT (entry), "pair-index", GUINT_TO_POINTER (index));
   g_object_set_data (G_OBJECT (entry), "positive", GINT_TO_POINTER (positive));
   g_signal_connect (entry, "changed", G_CALLBACK (pair_changed_cb), self);
+  g_autofree char *name = g_strdup_printf (positive ? "Pair %u, positive text" : "Pair %u, negative text", index + 1);
+  set_a11y_label (entry, name);
   return entry;
 }
 
@@ -460,7 +469,7 @@ set_chosen_cb (GbSteeringView *self)
 static void
 find_bundled (GbSteeringView *self)
 {
-  g_autofree char *dir = g_build_filename (GB_DATA_DIR, "pairs", NULL);
+  g_autofree char *dir = g_build_filename (gb_data_dir (), "pairs", NULL);
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   g_autoptr (GStrvBuilder) paths = g_strv_builder_new ();
   g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
@@ -1582,6 +1591,10 @@ gb_steering_view_dispose (GObject *object)
   g_clear_object (&self->sweep_cancellable);
   g_clear_object (&self->chooser);
   gtk_widget_dispose_template (GTK_WIDGET (self), GB_TYPE_STEERING_VIEW);
+  /* The template's top-level child is not a bound child: unparent it too. */
+  GtkWidget *child;
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
+    gtk_widget_unparent (child);
   G_OBJECT_CLASS (gb_steering_view_parent_class)->dispose (object);
 }
 
@@ -1658,6 +1671,13 @@ static void
 gb_steering_view_init (GbSteeringView *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  set_a11y_label (self->set_dropdown, "Pair set");
+  set_a11y_label (self->method_dropdown, "Direction method");
+  set_a11y_label (self->prompt_entry, "Prompt");
+  set_a11y_label (self->multiplier_scale, "Steering multiplier");
+  set_a11y_label (self->tokens_spin, "Tokens to generate");
+  set_a11y_label (self->seed_spin, "Sampling seed");
+  set_a11y_label (self->sweep_entry, "Multipliers to sweep");
   for (guint p = 0; p < N_PANES; p++)
     self->ids[p] = g_array_new (FALSE, FALSE, sizeof (gint32));
   self->sweep_texts = g_ptr_array_new_with_free_func (g_free);

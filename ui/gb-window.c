@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "glassbox-ui"
 
 #include <glassbox-engine.h>
+#include <glib/gi18n.h>
 #include <math.h>
 
 #include "gb-attention-grid.h"
@@ -120,7 +121,7 @@ const char *
 gb_window_default_model_dir (void)
 {
   const char *env = g_getenv ("GLASSBOX_MODEL");
-  return env != NULL && *env != '\0' ? env : GB_DATA_DIR "/models/loan-officer";
+  return env != NULL && *env != '\0' ? env : gb_demo_model_dir ();
 }
 
 static void
@@ -296,7 +297,7 @@ rebuild_model_menu (GbWindow *self)
   g_autofree char *cache = gb_hub_cache_dir ();
   g_autoptr (GPtrArray) found = gb_hub_scan (cache);
   g_autofree char *default_name = g_path_get_basename (gb_window_default_model_dir ());
-  g_autofree char *default_label = g_strdup_printf ("Default: %s", default_name);
+  g_autofree char *default_label = g_strdup_printf (_("Default: %s"), default_name);
 
   g_menu_append (first, "_Open Model Folder…", "win.open");
   GMenuItem *item = g_menu_item_new (default_label, NULL);
@@ -313,7 +314,7 @@ rebuild_model_menu (GbWindow *self)
       g_object_unref (item);
     }
   if (found && found->len > 0)
-    g_menu_append_section (menu, "Hugging Face cache", G_MENU_MODEL (hub));
+    g_menu_append_section (menu, _("Hugging Face cache"), G_MENU_MODEL (hub));
   if (self->settings)
     {
       g_auto (GStrv) paths = g_settings_get_strv (self->settings, "recent-models");
@@ -325,7 +326,7 @@ rebuild_model_menu (GbWindow *self)
           g_object_unref (item);
         }
       if (paths[0])
-        g_menu_append_section (menu, "Recent", G_MENU_MODEL (recent));
+        g_menu_append_section (menu, _("Recent"), G_MENU_MODEL (recent));
     }
   gtk_menu_button_set_menu_model (self->model_button, G_MENU_MODEL (menu));
 }
@@ -367,7 +368,7 @@ load_thread (GTask        *task,
   r->model = gb_model_load (dir, cancellable, progress_cb, p, &error);
   if (r->model != NULL)
     {
-      progress_cb (0.95, "Scoring head roles", p);
+      progress_cb (0.95, _("Scoring head roles"), p);
       r->scores = gb_head_scores_compute (r->model, 0, 0, cancellable, &error);
     }
   if (error != NULL)
@@ -385,9 +386,9 @@ update_header (GbWindow *self)
   if (self->model == NULL)
     {
       adw_view_switcher_title_set_title (self->switcher_title, "Glassbox");
-      adw_view_switcher_title_set_subtitle (self->switcher_title, "No model loaded");
-      gtk_label_set_text (self->model_name, "No model");
-      gtk_label_set_text (self->model_info, "Open a model folder");
+      adw_view_switcher_title_set_subtitle (self->switcher_title, _("No model loaded"));
+      gtk_label_set_text (self->model_name, _("No model"));
+      gtk_label_set_text (self->model_info, _("Open a model folder"));
       return;
     }
   const GbConfig *c = gb_model_get_config (self->model);
@@ -427,8 +428,8 @@ load_done_cb (GObject      *source,
       if (self->model == NULL)
         {
           g_autofree char *desc = g_markup_printf_escaped (
-            "Glassbox could not open <b>%s</b>: %s\n\nOpen a GPT-2 model folder in Hugging Face layout "
-            "(config.json, model.safetensors, vocab.json, merges.txt).", dir, error->message);
+            _("Glassbox could not open <b>%s</b>: %s\n\nOpen a GPT-2 model folder in Hugging Face layout "
+              "(config.json, model.safetensors, vocab.json, merges.txt)."), dir, error->message);
           adw_status_page_set_description (self->empty_page, desc);
         }
       return;
@@ -459,7 +460,7 @@ gb_window_load_model (GbWindow   *self,
   g_return_if_fail (GB_IS_WINDOW (self));
   g_autoptr (GTask) task = NULL;
   g_autofree char *name = g_path_get_basename (dir);
-  g_autofree char *message = g_strdup_printf ("Loading %s", name);
+  g_autofree char *message = g_strdup_printf (_("Loading %s"), name);
 
   g_cancellable_cancel (self->load_cancellable);
   g_clear_object (&self->load_cancellable);
@@ -520,7 +521,7 @@ run_thread (GTask        *task,
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  progress_cb (0.98, "Drawing head thumbnails", job->progress);
+  progress_cb (0.98, _("Drawing head thumbnails"), job->progress);
   const GbAttentionMaps *m = job->maps;
   g_autofree float *buf = g_new (float, (gsize) m->n_tokens * m->n_tokens);
   job->thumbs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
@@ -565,8 +566,13 @@ chip_bind_cb (GtkSignalListItemFactory *factory,
   g_autoptr (GString) esc = g_string_new (NULL);
   for (gsize k = 0; k < n; k++)
     g_string_append_printf (esc, g_ascii_isprint (bytes[k]) && bytes[k] != '\\' ? "%c" : "\\x%02x", bytes[k]);
-  g_autofree char *tip = g_strdup_printf ("Position %u · id %d · bytes “%s”", i, self->maps->tokens[i], esc->str);
+  g_autofree char *tip = g_strdup_printf (_("Position %u · id %d · bytes “%s”"), i, self->maps->tokens[i], esc->str);
   gtk_widget_set_tooltip_text (label, tip);
+  /* The chip shows a space as "·"; a screen reader gets the token itself. */
+  g_autofree char *text = bytes != NULL ? g_utf8_make_valid ((const char *) bytes, (gssize) n) : g_strdup ("");
+  g_autofree char *a11y_name = g_strdup_printf (_("Token %u: “%s”"), i, text);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (label), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y_name,
+                                  GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, tip, -1);
 }
 
 static void
@@ -626,7 +632,7 @@ fill_thumbnails (GbWindow  *self,
         gtk_box_append (GTK_BOX (box), overlay);
         gtk_box_append (GTK_BOX (box), label);
         gtk_widget_add_css_class (box, "head-thumb");
-        g_string_append_printf (tip, "Layer %u, head %u (rows scaled to their maximum)", l, h);
+        g_string_append_printf (tip, _("Layer %u, head %u (rows scaled to their maximum)"), l, h);
         for (guint r = 0; r < GB_N_HEAD_ROLES; r++)
           g_string_append_printf (tip, "\n%s: %.2f", gb_head_role_name (r), gb_head_scores_get (self->scores, l, h, r));
         gtk_widget_set_tooltip_text (box, tip->str);
@@ -634,7 +640,11 @@ fill_thumbnails (GbWindow  *self,
         GtkWidget *fchild = gtk_widget_get_parent (box);
         g_object_set_data (G_OBJECT (fchild), "layer", GUINT_TO_POINTER (l));
         g_object_set_data (G_OBJECT (fchild), "head", GUINT_TO_POINTER (h));
-        gtk_accessible_update_property (GTK_ACCESSIBLE (fchild), GTK_ACCESSIBLE_PROPERTY_LABEL, name, -1);
+        /* Read out as "Layer 2, head 3: previous-token", the scores as its description. */
+        g_autofree char *a11y_name = g_strdup_printf (_("Layer %u, head %u: %s"), l, h,
+                                                      role < GB_N_HEAD_ROLES ? gb_head_role_name (role) : _("no clear role"));
+        gtk_accessible_update_property (GTK_ACCESSIBLE (fchild), GTK_ACCESSIBLE_PROPERTY_LABEL, a11y_name,
+                                        GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, tip->str, -1);
       }
   gtk_flow_box_invalidate_sort (self->heads_box);
 }
@@ -750,15 +760,15 @@ run_text (GbWindow *self)
     }
   if (ids->len == 0)
     {
-      toast (self, "Type a text first: there is nothing to run");
+      toast (self, _("Type a text first: there is nothing to run"));
       return;
     }
   if (self->settings)
     g_settings_set_string (self->settings, "last-text", text);
   if (dropped > 0)
     {
-      g_autofree char *notice = g_strdup_printf ("The text is %u tokens longer than the model's context of %u: "
-                                                 "only the first %u are shown.", dropped, ids->len, ids->len);
+      g_autofree char *notice = g_strdup_printf (_("The text is %u tokens longer than the model's context of %u: "
+                                                   "only the first %u are shown."), dropped, ids->len, ids->len);
       gtk_label_set_text (self->clip_label, notice);
     }
   gtk_widget_set_visible (GTK_WIDGET (self->clip_label), dropped > 0);
@@ -774,7 +784,7 @@ run_text (GbWindow *self)
   g_autoptr (GTask) task = g_task_new (self, self->run_cancellable, run_done_cb, NULL);
   g_task_set_source_tag (task, run_text);
   g_task_set_task_data (task, job, (GDestroyNotify) run_job_free);
-  show_busy (self, "Running the model");
+  show_busy (self, _("Running the model"));
   g_task_run_in_thread (task, run_thread);
 }
 
@@ -855,7 +865,7 @@ update_figure (GbWindow *self)
   if (kind == VIEW_TOKEN)
     {
       const guint q = MIN (self->token_query, T - 1);
-      g_autofree char *caption = g_strdup_printf ("From “%s” (position %u): where layer %u head %u looks",
+      g_autofree char *caption = g_strdup_printf (_("From “%s” (position %u): where layer %u head %u looks"),
                                                   self->labels[q], q, sel.layer, sel.head);
       gb_token_bars_set_row (self->bars, T, w + (gsize) q * T, (const char *const *) self->labels, q, caption);
       gtk_stack_set_visible_child_name (self->figure_stack, "bars");
@@ -876,8 +886,8 @@ grid_tooltip_cb (guint    query,
   const gsize T = m->n_tokens;
 
   if (sel.aggregation == GB_AGG_ROLLOUT)
-    return g_strdup_printf ("Layer %u mean: %.4f", m->n_layer - 1, m->layer_means[(m->n_layer - 1) * T * T + query * T + key]);
-  return g_strdup_printf ("Layer %u mean: %.4f · rollout: %.4f", sel.layer,
+    return g_strdup_printf (_("Layer %u mean: %.4f"), m->n_layer - 1, m->layer_means[(m->n_layer - 1) * T * T + query * T + key]);
+  return g_strdup_printf (_("Layer %u mean: %.4f · rollout: %.4f"), sel.layer,
                           m->layer_means[sel.layer * T * T + query * T + key], m->rollout[query * T + key]);
 }
 
@@ -893,7 +903,7 @@ export_current (GbWindow   *self,
 
   if (self->maps == NULL)
     {
-      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "Run a text first: there is nothing to export");
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, _("Run a text first: there is nothing to export"));
       return FALSE;
     }
   return gb_attention_export (self->model, self->maps, &sel, path, scale, error);
@@ -919,7 +929,7 @@ export_response_cb (GbWindow             *self,
       if (ok)
         {
           g_autofree char *base = g_path_get_basename (path);
-          g_autofree char *msg = g_strdup_printf ("Saved %s", base);
+          g_autofree char *msg = g_strdup_printf (_("Saved %s"), base);
           toast (self, msg);
         }
       else
@@ -948,22 +958,22 @@ export_dialog (GbWindow *self,
 
   if (self->maps == NULL)
     {
-      toast (self, "Run a text first: there is nothing to export");
+      toast (self, _("Run a text first: there is nothing to export"));
       return;
     }
-  self->chooser = gtk_file_chooser_native_new (all ? "Export All Heads" : "Export Heatmap", GTK_WINDOW (self),
-                                               GTK_FILE_CHOOSER_ACTION_SAVE, "_Export", "_Cancel");
+  self->chooser = gtk_file_chooser_native_new (all ? _("Export All Heads") : _("Export Heatmap"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"), _("_Cancel"));
   GtkFileChooser *fc = GTK_FILE_CHOOSER (self->chooser);
   gtk_file_chooser_set_current_name (fc, all ? "attention-all-heads.png" : "attention.png");
-  add_filter (fc, "PNG image", "*.png");
-  add_filter (fc, "SVG vector image", "*.svg");
-  add_filter (fc, "PDF document", "*.pdf");
+  add_filter (fc, _("PNG image"), "*.png");
+  add_filter (fc, _("SVG vector image"), "*.svg");
+  add_filter (fc, _("PDF document"), "*.pdf");
   if (!all)
     {
-      add_filter (fc, "NumPy array (raw weights)", "*.npy");
-      add_filter (fc, "JSON (raw weights)", "*.json");
+      add_filter (fc, _("NumPy array (raw weights)"), "*.npy");
+      add_filter (fc, _("JSON (raw weights)"), "*.json");
     }
-  gtk_file_chooser_add_choice (fc, "scale", "PNG scale", ids, names);
+  gtk_file_chooser_add_choice (fc, "scale", _("PNG scale"), ids, names);
   gtk_file_chooser_set_choice (fc, "scale", "2");
   g_object_set_data (G_OBJECT (self->chooser), "all", GINT_TO_POINTER (all));
   g_signal_connect_swapped (self->chooser, "response", G_CALLBACK (export_response_cb), self);
@@ -1177,7 +1187,7 @@ apply_automation (GbWindow *self)
         {
           g_autofree char *pairs = NULL;
           if (a->steer_pairs && !g_file_test (a->steer_pairs, G_FILE_TEST_EXISTS))
-            pairs = g_strdup_printf ("%s/pairs/%s.json", GB_DATA_DIR, a->steer_pairs);
+            pairs = g_strdup_printf ("%s/pairs/%s.json", gb_data_dir (), a->steer_pairs);
           else
             pairs = g_strdup (a->steer_pairs);
           int block = a->steer_layers && *a->steer_layers ? atoi (a->steer_layers) : -1;
@@ -1348,8 +1358,8 @@ open_action (GtkWidget  *widget,
 {
   GbWindow *self = GB_WINDOW (widget);
 
-  self->chooser = gtk_file_chooser_native_new ("Open Model Folder", GTK_WINDOW (self),
-                                               GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, "_Open", "_Cancel");
+  self->chooser = gtk_file_chooser_native_new (_("Open Model Folder"), GTK_WINDOW (self),
+                                               GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Open"), _("_Cancel"));
   g_signal_connect_swapped (self->chooser, "response", G_CALLBACK (open_response_cb), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
 }
@@ -1551,8 +1561,8 @@ gb_window_init (GbWindow *self)
     gtk_editable_set_text (GTK_EDITABLE (self->text_entry), "The bank rejected the loan application because the applicant");
 
   g_autofree char *desc = g_markup_printf_escaped (
-    "Glassbox opens the demo model from <b>%s</b>, and it is not there yet. "
-    "Open a GPT-2 model folder in Hugging Face layout (config.json, model.safetensors, vocab.json, merges.txt).",
+    _("Glassbox opens the demo model from <b>%s</b>, and it is not there yet. "
+      "Open a GPT-2 model folder in Hugging Face layout (config.json, model.safetensors, vocab.json, merges.txt)."),
     gb_window_default_model_dir ());
   adw_status_page_set_description (self->empty_page, desc);
 

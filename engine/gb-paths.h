@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* The folder of Glassbox's own data (models/, pairs/): $GLASSBOX_DATA_DIR
+ * when set; else the source tree's data/ when it is there (a build run
+ * uninstalled, the tests); else the installed copy (share/glassbox), which
+ * is what a package or the Flatpak, built in a tree that is gone, uses. */
+const char *gb_data_dir (void);
+
+/* gb_data_dir()/models/loan-officer, the bundled demo model. */
+const char *gb_demo_model_dir (void);
+
+G_END_DECLS
