@@ -18,9 +18,10 @@
 
 typedef struct
 {
-  char    *model_dir, *schema, *application, *text, *output, *audit, *group, *occlusion, *steer_pairs;
+  char    *model_dir, *schema, *application, *text, *output, *audit, *group, *occlusion, *steer, *steer_pairs, *sae;
   gboolean json, no_token_occlusion;
-  int      ig_steps, steer_layer;
+  int      ig_steps, steer_layer, steer_from, sae_top;
+  char    *sae_field;
   double   multiplier;
 } Options;
 
@@ -35,7 +36,10 @@ options_clear (Options *o)
   g_free (o->audit);
   g_free (o->group);
   g_free (o->occlusion);
+  g_free (o->steer);
   g_free (o->steer_pairs);
+  g_free (o->sae);
+  g_free (o->sae_field);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
 
@@ -123,69 +127,101 @@ print_audit (GbExplainer   *ex,
   printf ("  gap between the highest and lowest %s rate: %.1f percentage points\n", pos, 100 * a->gap);
 }
 
-/* A steering vector for the audit "with and without": the mean over the
- * pairs of resid_post[layer] at the last token, positive minus negative
- * (the steering-vectors library's method). A stop-gap until glassbox-cli
- * steer writes vector files this command can read. */
-static float *
-steer_vector (GbModel    *model,
-              const char *path,
-              guint       layer,
-              char      **description,
-              GError    **error)
+/* The steering vector: a file (our JSON or a llama.cpp control-vector GGUF)
+ * or, with --steer-pairs, trained here by gb_steer_train with steer train's
+ * defaults (mean difference at the last token, every fifth pair held out),
+ * on one block. */
+static GbSteerVector *
+load_vector (GbModel       *model,
+             const Options *o,
+             char         **source,
+             GError       **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  const guint D = gb_model_get_config (model)->n_embd;
-  g_autofree double *acc = g_new0 (double, D);
-  guint n = 0;
-
-  if (!json_parser_load_from_file (parser, path, error))
-    return NULL;
-  JsonNode *root = json_parser_get_root (parser);
-  JsonObject *obj = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  JsonArray *pairs = obj && json_object_has_member (obj, "pairs") ? json_object_get_array_member (obj, "pairs") : NULL;
-  for (guint i = 0; pairs && i < json_array_get_length (pairs); i++)
+  const guint n_layer = gb_model_get_config (model)->n_layer;
+  g_autoptr (GbSteerVector) vec = NULL;
+  if (o->steer != NULL)
     {
-      JsonObject *pr = json_array_get_object_element (pairs, i);
-      const char *texts[2] = { pr ? json_object_get_string_member_with_default (pr, "positive", NULL) : NULL,
-                               pr ? json_object_get_string_member_with_default (pr, "negative", NULL) : NULL };
-      if (texts[0] == NULL || texts[1] == NULL)
+      vec = gb_steer_vector_load (o->steer, error);
+      if (vec == NULL)
+        return NULL;
+      if (o->steer_layer >= 0)
         {
-          g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: pair %u needs “positive” and “negative” texts", path, i + 1);
-          return NULL;
+          GbSteerVector *sub = gb_steer_vector_subset (vec, (guint64) 1 << o->steer_layer);
+          if (sub == NULL)
+            {
+              g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "%s: the vector has no block %d", o->steer, o->steer_layer);
+              return NULL;
+            }
+          gb_steer_vector_free (vec);
+          vec = sub;
         }
-      for (guint k = 0; k < 2; k++)
-        {
-          g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (model), texts[k], -1, FALSE, error);
-          if (ids == NULL || ids->len == 0)
-            return NULL;
-          GbRecord rec = { .logits = GB_LOGITS_NONE };
-          rec.hooks[GB_HOOK_RESID_POST] = (guint64) 1 << layer;
-          g_autoptr (GbTrace) tr = gb_model_forward (model, (gint32 *) ids->data, ids->len, &rec, NULL, 0, NULL, error);
-          if (tr == NULL)
-            return NULL;
-          const float *row = gb_trace_get (tr, GB_HOOK_RESID_POST, layer) + (gsize) (ids->len - 1) * D;
-          for (guint d = 0; d < D; d++)
-            acc[d] += k == 0 ? row[d] : -row[d];
-        }
-      n++;
+      *source = g_strdup (o->steer);
     }
-  if (n == 0)
+  else
     {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: no “pairs”", path);
+      g_autoptr (GbPairSet) pairs = gb_pair_set_load (o->steer_pairs, error);
+      if (pairs == NULL)
+        return NULL;
+      GbSteerParams params;
+      gb_steer_params_init (&params); /* as glassbox-cli steer train: the same vector */
+      params.layers = (guint64) 1 << (o->steer_layer >= 0 ? (guint) o->steer_layer : n_layer / 2);
+      vec = gb_steer_train (model, pairs, &params, NULL, NULL, NULL, error);
+      if (vec == NULL)
+        return NULL;
+      *source = g_strdup (o->steer_pairs);
+    }
+  if (!gb_steer_vector_check (vec, model, error))
+    {
+      g_prefix_error (error, "%s: ", *source);
       return NULL;
     }
-  float *vec = g_new (float, D);
-  for (guint d = 0; d < D; d++)
-    vec[d] = (float) (acc[d] / n);
-  g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *data = NULL;
-  gsize len = 0;
-  g_file_get_contents (path, &data, &len, NULL);
-  g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) (data ? data : ""), len);
-  *description = g_strdup_printf ("mean difference of %u pairs from %s (SHA-256 %s), added to the output of block %u", n,
-                                  base, sha, layer);
-  return vec;
+  return g_steal_pointer (&vec);
+}
+
+static void
+print_sae (const char          *desc,
+           GArray              *top,
+           GArray              *steered,
+           const GbSaeAnalysis *analysis,
+           const char          *field,
+           GArray              *field_top)
+{
+  printf ("\nSAE features at the decision position: %s\n", desc);
+  printf ("  %-8s %10s %10s  %s\n", "feature", "activation", steered ? "steered" : "", analysis ? "top tokens" : "");
+  for (guint i = 0; i < top->len; i++)
+    {
+      const GbFeatureActivation *fa = &g_array_index (top, GbFeatureActivation, i);
+      printf ("  #%-7u %10.3f", fa->index, fa->activation);
+      if (steered)
+        {
+          int found = -1;
+          for (guint k = 0; k < steered->len; k++)
+            if (g_array_index (steered, GbFeatureActivation, k).index == fa->index)
+              found = (int) k;
+          if (found >= 0)
+            printf (" %10.3f", g_array_index (steered, GbFeatureActivation, found).activation);
+          else
+            printf (" %10s", "(not top)");
+        }
+      else
+        printf (" %10s", "");
+      const char *label = gb_explain_feature_label (analysis, fa->index);
+      printf ("  %s\n", label ? label : "");
+    }
+  if (top->len == 0)
+    printf ("  (none active)\n");
+  if (field_top != NULL)
+    {
+      printf ("  over the tokens of the field “%s” (largest activation on any of them):\n", field);
+      for (guint i = 0; i < field_top->len; i++)
+        {
+          const GbFeatureActivation *fa = &g_array_index (field_top, GbFeatureActivation, i);
+          const char *label = gb_explain_feature_label (analysis, fa->index);
+          printf ("  #%-7u %10.3f %10s  %s\n", fa->index, fa->activation, "", label ? label : "");
+        }
+    }
+  if (analysis == NULL)
+    printf ("  (no feature cache for these weights: glassbox-cli sae features --sae DIR --corpus FILE writes one)\n");
 }
 
 static void
@@ -201,7 +237,7 @@ int
 gb_cli_explain (int    argc,
                 char **argv)
 {
-  g_auto (Options) o = { .ig_steps = 64, .steer_layer = -1, .multiplier = 1 };
+  g_auto (Options) o = { .ig_steps = 64, .steer_layer = -1, .multiplier = 1, .sae_top = 10 };
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &o.model_dir, "Model folder (default: the bundled demo model)", "DIR" },
     { "schema", 0, 0, G_OPTION_ARG_FILENAME, &o.schema, "Application schema (default: the demo's loan-schema.json)", "FILE" },
@@ -212,9 +248,14 @@ gb_cli_explain (int    argc,
     { "occlusion", 0, 0, G_OPTION_ARG_STRING, &o.occlusion, "remove (default: delete the field's line) or neutral (the schema's neutral value)", "MODE" },
     { "ig-steps", 0, 0, G_OPTION_ARG_INT, &o.ig_steps, "Integrated-gradients steps (default 64)", "N" },
     { "no-token-occlusion", 0, 0, G_OPTION_ARG_NONE, &o.no_token_occlusion, "Skip removing each token in turn", NULL },
-    { "steer-pairs", 0, 0, G_OPTION_ARG_FILENAME, &o.steer_pairs, "Also decide with a steering vector: the mean difference of these contrastive pairs", "PAIRS.json" },
-    { "steer-layer", 0, 0, G_OPTION_ARG_INT, &o.steer_layer, "Block whose output is steered (default: the middle one)", "L" },
+    { "steer", 0, 0, G_OPTION_ARG_FILENAME, &o.steer, "Also decide (and audit) with this steering vector (glassbox-cli steer train, or a llama.cpp control-vector GGUF)", "VEC" },
     { "multiplier", 0, 0, G_OPTION_ARG_DOUBLE, &o.multiplier, "Steering multiplier (default 1)", "M" },
+    { "steer-from", 0, 0, G_OPTION_ARG_INT, &o.steer_from, "Steer from this absolute token position on (default 0: every position)", "POS" },
+    { "steer-pairs", 0, 0, G_OPTION_ARG_FILENAME, &o.steer_pairs, "Instead of --steer: train the vector from these contrastive pairs (mean difference at the last token)", "PAIRS.json" },
+    { "steer-layer", 0, 0, G_OPTION_ARG_INT, &o.steer_layer, "Only this block of the vector (--steer-pairs: the block trained; default the middle one)", "L" },
+    { "sae", 0, 0, G_OPTION_ARG_FILENAME, &o.sae, "List this SAE's most active features at the decision position", "DIR" },
+    { "sae-field", 0, 0, G_OPTION_ARG_STRING, &o.sae_field, "Also the SAE features over this field's tokens (default: the field with the largest occlusion)", "NAME" },
+    { "sae-top", 0, 0, G_OPTION_ARG_INT, &o.sae_top, "How many SAE features (default 10)", "N" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &o.output, "Write a PDF report there", "REPORT.pdf" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print JSON instead of text", NULL },
     { NULL }
@@ -242,6 +283,16 @@ gb_cli_explain (int    argc,
     opts.occlusion = GB_OCCLUDE_NEUTRAL;
   else if (o.occlusion != NULL && !g_str_equal (o.occlusion, "remove"))
     return gb_cli_usage ("--occlusion %s: use remove or neutral", o.occlusion);
+  if (o.steer != NULL && o.steer_pairs != NULL)
+    return gb_cli_usage ("give --steer VEC or --steer-pairs PAIRS, not both");
+  if (o.steer_from < 0)
+    return gb_cli_usage ("--steer-from must not be negative");
+  if (!isfinite (o.multiplier))
+    return gb_cli_usage ("--multiplier must be a finite number");
+  if (o.sae_top < 1 || o.sae_top > 1000)
+    return gb_cli_usage ("--sae-top must lie between 1 and 1000");
+  if (o.sae != NULL && o.application == NULL && o.text == NULL)
+    return gb_cli_usage ("--sae needs an application (--application or --text)");
   if (o.output != NULL && !g_str_has_suffix (o.output, ".pdf"))
     return gb_cli_usage ("--output %s: the report is a PDF (.pdf)", o.output);
 
@@ -273,24 +324,49 @@ gb_cli_explain (int    argc,
       return gb_cli_fail (error);
     }
 
-  /* Steering: the explanation and a second audit are made with the vector. */
+  /* Steering: the decision and a second audit are made with the vector. */
   const guint n_layer = gb_model_get_config (model)->n_layer;
-  g_autofree float *vec = NULL;
-  g_autofree char *steer_desc = NULL;
-  GbIntervention iv = { .kind = GB_INTERVENE_ADD, .hook = GB_HOOK_RESID_POST };
-  if (o.steer_pairs != NULL)
+  if (o.steer_layer >= (int) n_layer)
+    return gb_cli_usage ("--steer-layer %d: the model has blocks 0 to %u", o.steer_layer, n_layer - 1);
+  g_autoptr (GbSteerVector) vec = NULL;
+  g_autofree char *steer_desc = NULL, *steer_source = NULL;
+  g_autofree GbIntervention *iv = NULL;
+  guint n_iv = 0;
+  if (o.steer != NULL || o.steer_pairs != NULL)
     {
-      if (o.steer_layer >= (int) n_layer)
-        return gb_cli_usage ("--steer-layer %d: the model has blocks 0 to %u", o.steer_layer, n_layer - 1);
-      iv.layer = o.steer_layer >= 0 ? (guint) o.steer_layer : n_layer / 2;
-      iv.multiplier = (float) o.multiplier;
-      vec = steer_vector (model, o.steer_pairs, iv.layer, &steer_desc, &error);
+      vec = load_vector (model, &o, &steer_source, &error);
       if (vec == NULL)
         return gb_cli_fail (error);
-      iv.values = vec;
-      g_autofree char *with_m = g_strdup_printf ("%s, x %g", steer_desc, o.multiplier);
-      g_free (steer_desc);
-      steer_desc = g_steal_pointer (&with_m);
+      iv = g_new0 (GbIntervention, vec->n_layers);
+      n_iv = gb_steer_vector_interventions (vec, (float) o.multiplier, (guint) o.steer_from, iv);
+      steer_desc = gb_explain_steer_description (steer_source, vec, o.multiplier, (guint) o.steer_from, &error);
+      if (steer_desc == NULL)
+        return gb_cli_fail (error);
+    }
+
+  /* SAE features at the decision position (with and without the vector). */
+  g_autoptr (GbSae) sae = NULL;
+  g_autoptr (GArray) sae_top = NULL, sae_top_steered = NULL;
+  g_autoptr (GbSaeAnalysis) sae_analysis = NULL;
+  g_autofree char *sae_desc = NULL;
+  if (o.sae != NULL)
+    {
+      sae = gb_sae_load (o.sae, &error);
+      if (sae == NULL || !gb_sae_check_model (sae, model, &error))
+        return gb_cli_fail (error);
+      sae_desc = gb_explain_sae_description (sae, &error);
+      if (sae_desc == NULL)
+        return gb_cli_fail (error);
+      sae_analysis = gb_explain_sae_descriptions (sae);
+      sae_top = gb_explainer_sae_features (ex, app, sae, NULL, 0, -1, 1, (guint) o.sae_top, NULL, NULL, &error);
+      if (sae_top == NULL)
+        return gb_cli_fail (error);
+      if (vec != NULL)
+        {
+          sae_top_steered = gb_explainer_sae_features (ex, app, sae, iv, n_iv, -1, 1, (guint) o.sae_top, NULL, NULL, &error);
+          if (sae_top_steered == NULL)
+            return gb_cli_fail (error);
+        }
     }
 
   gboolean tty = isatty (fileno (stderr)) && !o.json;
@@ -303,9 +379,45 @@ gb_cli_explain (int    argc,
         g_printerr ("\r%40s\r", "");
       if (e == NULL)
         return gb_cli_fail (error);
-      if (vec != NULL && !gb_explainer_decide (ex, app, &iv, 1, &steered_decision, NULL, &error))
+      if (vec != NULL && !gb_explainer_decide (ex, app, iv, n_iv, &steered_decision, NULL, &error))
         return gb_cli_fail (error);
     }
+  /* SAE features over the tokens of one field (the most influential one by
+   * occlusion, or --sae-field): where a proxy such as the zip code fires. */
+  g_autoptr (GArray) sae_field_top = NULL;
+  const char *sae_field = NULL;
+  if (sae != NULL && e != NULL && e->n_fields > 0)
+    {
+      int f = -1;
+      for (guint i = 0; i < e->n_fields; i++)
+        {
+          const GbAppField *af = g_ptr_array_index (e->app->fields, i);
+          if (o.sae_field ? g_str_equal (af->name, o.sae_field) : (f < 0 || fabs (e->occlusion[i]) > fabs (e->occlusion[f])))
+            f = (int) i;
+        }
+      if (f < 0)
+        {
+          g_set_error (&error, GB_ERROR, GB_ERROR_INVALID_DATA, "--sae-field %s: the application has no such field", o.sae_field);
+          return gb_cli_fail (error);
+        }
+      int first = -1, last = -1;
+      for (guint t = 0; t < e->n_tokens; t++)
+        if (e->token_field[t] == f)
+          {
+            if (first < 0)
+              first = (int) t;
+            last = (int) t;
+          }
+      sae_field = ((const GbAppField *) g_ptr_array_index (e->app->fields, f))->name;
+      if (first >= 0)
+        {
+          sae_field_top = gb_explainer_sae_features (ex, app, sae, NULL, 0, first, (guint) (last - first + 1), (guint) o.sae_top,
+                                                     NULL, NULL, &error);
+          if (sae_field_top == NULL)
+            return gb_cli_fail (error);
+        }
+    }
+
   g_autoptr (GbAudit) audit = NULL, steered = NULL;
   if (records != NULL)
     {
@@ -316,7 +428,7 @@ gb_cli_explain (int    argc,
         return gb_cli_fail (error);
       if (vec != NULL)
         {
-          steered = gb_explainer_audit (ex, records, audit->group_key, &iv, 1, NULL, progress_cb, &tty, &error);
+          steered = gb_explainer_audit (ex, records, audit->group_key, iv, n_iv, NULL, progress_cb, &tty, &error);
           if (tty)
             g_printerr ("\r%40s\r", "");
           if (steered == NULL)
@@ -327,27 +439,84 @@ gb_cli_explain (int    argc,
   if (o.json)
     {
       g_autofree char *json = e ? gb_explanation_to_json (e, ex, audit) : gb_audit_to_json (audit);
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      if (!json_parser_load_from_data (parser, json, -1, &error))
+        return gb_cli_fail (error);
+      JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+      if (vec != NULL)
+        {
+          JsonObject *st = json_object_new ();
+          json_object_set_string_member (st, "description", steer_desc);
+          json_object_set_string_member (st, "source", steer_source);
+          g_autofree char *data = NULL;
+          gsize len = 0;
+          if (g_file_get_contents (steer_source, &data, &len, NULL))
+            {
+              g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+              json_object_set_string_member (st, "sha256", sha);
+            }
+          JsonArray *blocks = json_array_new ();
+          for (guint i = 0; i < vec->n_layers; i++)
+            json_array_add_int_element (blocks, vec->layers[i].layer);
+          json_object_set_array_member (st, "blocks", blocks);
+          json_object_set_double_member (st, "multiplier", o.multiplier);
+          json_object_set_int_member (st, "steer_from", o.steer_from);
+          json_object_set_object_member (root, "steering", st);
+        }
+      if (vec != NULL && e != NULL)
+        {
+          JsonObject *d = json_object_new ();
+          json_object_set_double_member (d, "log_odds", steered_decision.log_odds);
+          json_object_set_double_member (d, "p_positive", steered_decision.p_positive);
+          json_object_set_boolean_member (d, "positive", steered_decision.positive);
+          json_object_set_object_member (root, "decision_steered", d);
+        }
       if (steered != NULL)
         {
-          /* {"...": ..., "audit_steered": {...}, "steering": "..."} */
           g_autofree char *st = gb_audit_to_json (steered);
-          g_autofree char *desc = g_strescape (steer_desc, NULL);
-          g_strchomp (json);
-          json[strlen (json) - 1] = '\0';
-          printf ("%s, \"audit_steered\": %s, \"steering\": \"%s\"}\n", g_strchomp (json), g_strchomp (st), desc);
+          g_autoptr (JsonParser) p2 = json_parser_new ();
+          if (!json_parser_load_from_data (p2, st, -1, &error))
+            return gb_cli_fail (error);
+          json_object_set_member (root, "audit_steered", json_node_copy (json_parser_get_root (p2)));
         }
-      else if (vec != NULL && e != NULL)
+      if (sae != NULL)
         {
-          g_autofree char *desc = g_strescape (steer_desc, NULL);
-          char buf[G_ASCII_DTOSTR_BUF_SIZE];
-          g_strchomp (json);
-          json[strlen (json) - 1] = '\0';
-          printf ("%s, \"decision_steered\": {\"log_odds\": %s, \"positive\": %s}, \"steering\": \"%s\"}\n",
-                  g_strchomp (json), g_ascii_dtostr (buf, sizeof buf, steered_decision.log_odds),
-                  steered_decision.positive ? "true" : "false", desc);
+          JsonObject *so = json_object_new ();
+          json_object_set_string_member (so, "description", sae_desc);
+          json_object_set_string_member (so, "path", o.sae);
+          g_autofree char *hook = g_strdup_printf ("blocks.%u.%s", sae->layer, gb_hook_name (sae->hook));
+          json_object_set_string_member (so, "hook", hook);
+          json_object_set_int_member (so, "position", e ? (gint64) e->n_tokens - 1 : -1);
+          if (sae_field != NULL)
+            json_object_set_string_member (so, "field", sae_field);
+          for (guint k = 0; k < 3; k++)
+            {
+              GArray *list = k == 0 ? sae_top : k == 1 ? sae_top_steered : sae_field_top;
+              if (list == NULL)
+                continue;
+              JsonArray *arr = json_array_new ();
+              for (guint i = 0; i < list->len; i++)
+                {
+                  const GbFeatureActivation *fa = &g_array_index (list, GbFeatureActivation, i);
+                  JsonObject *f = json_object_new ();
+                  json_object_set_int_member (f, "index", fa->index);
+                  json_object_set_double_member (f, "activation", fa->activation);
+                  const char *label = gb_explain_feature_label (sae_analysis, fa->index);
+                  if (label != NULL)
+                    json_object_set_string_member (f, "label", label);
+                  else
+                    json_object_set_null_member (f, "label");
+                  json_array_add_object_element (arr, f);
+                }
+              json_object_set_array_member (so, k == 0 ? "features" : k == 1 ? "features_steered" : "field_features", arr);
+            }
+          json_object_set_object_member (root, "sae", so);
         }
-      else
-        fputs (json, stdout);
+      g_autoptr (JsonGenerator) gen = json_generator_new ();
+      json_generator_set_pretty (gen, TRUE);
+      json_generator_set_root (gen, json_parser_get_root (parser));
+      g_autofree char *out = json_generator_to_data (gen, NULL);
+      printf ("%s\n", out);
     }
   else
     {
@@ -363,6 +532,8 @@ gb_cli_explain (int    argc,
           printf ("\nWith the steering vector: %s   p(%s) = %.3f   log-odds %+.3f\n", dec, pos, steered_decision.p_positive,
                   steered_decision.log_odds);
         }
+      if (sae_top)
+        print_sae (sae_desc, sae_top, sae_top_steered, sae_analysis, sae_field, sae_field_top);
       if (audit)
         print_audit (ex, audit);
       if (steered)
@@ -377,7 +548,9 @@ gb_cli_explain (int    argc,
       GbReportProvenance prov = { .model_dir = gb_model_get_path (model), .schema_path = schema_path,
                                   .application = o.application, .audit = o.audit, .version = GB_VERSION,
                                   .interventions = steer_desc, .audit_steered = steered,
-                                  .decision_steered = vec && e ? &steered_decision : NULL };
+                                  .decision_steered = vec && e ? &steered_decision : NULL,
+                                  .sae = sae_desc, .sae_features = sae_top, .sae_analysis = sae_analysis,
+                                  .sae_field = sae_field, .sae_field_features = sae_field_top };
       if (!gb_explain_report_write (o.output, ex, e, audit, &prov, &error))
         return gb_cli_fail (error);
       if (!o.json)

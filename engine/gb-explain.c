@@ -324,6 +324,75 @@ gb_explainer_decide (GbExplainer          *self,
   return decide_app (self, app, interventions, n_interventions, out, cancellable, error);
 }
 
+static int
+compare_activations (gconstpointer a,
+                     gconstpointer b)
+{
+  const GbFeatureActivation *x = a, *y = b;
+  if (x->activation != y->activation)
+    return x->activation > y->activation ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+GArray *
+gb_explainer_sae_features (GbExplainer          *self,
+                           const GbApplication  *app,
+                           const GbSae          *sae,
+                           const GbIntervention *interventions,
+                           guint                 n_interventions,
+                           gint                  position,
+                           guint                 n_positions,
+                           guint                 top_n,
+                           float                *z_out,
+                           GCancellable         *cancellable,
+                           GError              **error)
+{
+  g_return_val_if_fail (self != NULL && app != NULL && sae != NULL, NULL);
+  if (!gb_sae_check_model (sae, self->model, error))
+    return NULL;
+  g_autoptr (GArray) ids = tokenize (self, app, error);
+  if (ids == NULL)
+    return NULL;
+
+  GbRecord rec = { .logits = GB_LOGITS_NONE };
+  rec.hooks[sae->hook] = (guint64) 1 << sae->layer;
+  g_autoptr (GbTrace) trace
+    = gb_model_forward (self->model, (gint32 *) ids->data, ids->len, &rec, interventions, n_interventions, cancellable, error);
+  if (trace == NULL)
+    return NULL;
+  const gint64 pos = position < 0 ? (gint64) ids->len + position : position;
+  if (n_positions == 0 || pos < 0 || pos + n_positions > (gint64) ids->len)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_INVALID_DATA, "token positions %d to %d lie outside the application's %u tokens",
+                   position, position + (gint) n_positions - 1, ids->len);
+      return NULL;
+    }
+  const float *acts = gb_trace_get (trace, sae->hook, sae->layer);
+  g_autofree float *x = g_memdup2 (acts + (gsize) pos * sae->d_in, (gsize) n_positions * sae->d_in * sizeof (float));
+  g_autofree float *zs = g_new (float, (gsize) n_positions * sae->d_sae);
+  g_autofree float *z = g_new (float, sae->d_sae);
+  gb_sae_preprocess (sae, x, n_positions, NULL);
+  gb_sae_encode (sae, zs, x, n_positions);
+  memcpy (z, zs, sae->d_sae * sizeof (float));
+  for (guint r = 1; r < n_positions; r++)
+    for (guint j = 0; j < sae->d_sae; j++)
+      z[j] = MAX (z[j], zs[(gsize) r * sae->d_sae + j]);
+  if (z_out != NULL)
+    memcpy (z_out, z, sae->d_sae * sizeof (float));
+
+  GArray *top = g_array_new (FALSE, FALSE, sizeof (GbFeatureActivation));
+  for (guint j = 0; j < sae->d_sae; j++)
+    if (z[j] > 0)
+      {
+        GbFeatureActivation fa = { j, z[j] };
+        g_array_append_val (top, fa);
+      }
+  g_array_sort (top, compare_activations);
+  if (top->len > top_n)
+    g_array_set_size (top, top_n);
+  return top;
+}
+
 void
 gb_explain_options_init (GbExplainOptions *options)
 {

@@ -5,6 +5,7 @@
 
 #include "gb-application.h"
 #include "gb-model.h"
+#include "gb-sae.h"
 
 G_BEGIN_DECLS
 
@@ -155,6 +156,35 @@ void           gb_explainer_explain_async (GbExplainer            *self,
 GbExplanation *gb_explainer_explain_finish (GbExplainer  *self,
                                             GAsyncResult *result,
                                             GError      **error);
+
+/* ---- SAE features at the decision position ---- */
+
+typedef struct
+{
+  guint index;       /* the SAE latent */
+  float activation;
+} GbFeatureActivation;
+
+/* The SAE's latents at token @position of the prompt (>= 0 absolute, < 0
+ * from the end: -1 is the decision position, the last token, where the
+ * decision is read), with @interventions applied to the forward pass:
+ * the activation at the SAE's hook, preprocessed (centring, normalisation)
+ * and encoded; with @n_positions > 1, each latent's largest value over
+ * tokens @position .. @position + @n_positions - 1 (a field's tokens). @z (may be NULL) receives all d_sae latents; the result holds
+ * the @top_n largest positive ones (GbFeatureActivation), strongest first,
+ * ties by index. Fails, naming the SAE, when its hook does not fit the
+ * model. */
+GArray        *gb_explainer_sae_features (GbExplainer          *self,
+                                          const GbApplication  *app,
+                                          const GbSae          *sae,
+                                          const GbIntervention *interventions,
+                                          guint                 n_interventions,
+                                          gint                  position,
+                                          guint                 n_positions,
+                                          guint                 top_n,
+                                          float                *z,
+                                          GCancellable         *cancellable,
+                                          GError              **error);
 
 /* ---- Audit ---- */
 

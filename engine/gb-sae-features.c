@@ -603,10 +603,39 @@ read_effects (JsonArray *arr,
     }
 }
 
+static GbSaeAnalysis *
+analysis_load (const char *path,
+               const char *key,
+               gboolean    prefix,
+               GError    **error);
+
 GbSaeAnalysis *
 gb_sae_analysis_load (const char *path,
                       const char *key,
                       GError    **error)
+{
+  return analysis_load (path, key, FALSE, error);
+}
+
+GbSaeAnalysis *
+gb_sae_analysis_load_for_weights (const char  *path,
+                                  const GbSae *sae,
+                                  GError     **error)
+{
+  /* The key starts "v2 w:SIZE:MTIME c:": the weights' part. */
+  g_autofree char *key = gb_sae_analysis_key (sae, "", 0);
+  char *c = strstr (key, " c:");
+  if (c == NULL)
+    return NULL;
+  c[1] = '\0';
+  return analysis_load (path, key, TRUE, error);
+}
+
+static GbSaeAnalysis *
+analysis_load (const char *path,
+               const char *key,
+               gboolean    prefix,
+               GError    **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local = NULL;
@@ -624,7 +653,8 @@ gb_sae_analysis_load (const char *path,
     goto bad;
   JsonObject *obj = json_node_get_object (root);
   JsonNode *k = json_object_get_member (obj, "key");
-  if (key && (k == NULL || !JSON_NODE_HOLDS_VALUE (k) || g_strcmp0 (json_node_get_string (k), key) != 0))
+  const char *stored = k && JSON_NODE_HOLDS_VALUE (k) ? json_node_get_string (k) : NULL;
+  if (key && (stored == NULL || (prefix ? !g_str_has_prefix (stored, key) : !g_str_equal (stored, key))))
     return NULL;  /* made from other weights or another corpus */
   JsonArray *feats = array_member (obj, "features");
   JsonNode *mn = json_object_get_member (obj, "metrics");

@@ -359,6 +359,11 @@ gboolean       gb_sae_analysis_save (const GbSaeAnalysis *analysis,
 GbSaeAnalysis *gb_sae_analysis_load (const char *path,
                                      const char *key,
                                      GError    **error);
+/* The cache at @path when it was made from @sae's weights (stored with its
+ * folder), whatever the corpus; NULL without error when there is none. */
+GbSaeAnalysis *gb_sae_analysis_load_for_weights (const char  *path,
+                                                 const GbSae *sae,
+                                                 GError     **error);
 /* A key that changes when the SAE weights or the corpus change. */
 char          *gb_sae_analysis_key (const GbSae *sae,
                                     const char  *corpus_path,

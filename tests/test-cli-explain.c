@@ -169,32 +169,199 @@ test_demo_audit (void)
   g_assert_nonnull (strstr (text, "percentage points"));
 }
 
-/* The zip-neutral steering vector (mean difference of the bundled pairs,
- * added after block 4) narrows the approval gap of the same audit. */
+static double
+member_gap (JsonObject *o)
+{
+  return json_object_get_double_member (o, "gap");
+}
+
+/* The zip-neutral steering vector (mean difference of the bundled pairs at
+ * block 4, from glassbox-cli steer train, as our JSON and as a llama.cpp
+ * GGUF) narrows the approval gap of the same audit; --steer-pairs trains the
+ * same vector through gb_steer_train. The provenance names the file and its
+ * SHA-256. */
 static void
 test_demo_audit_steered (void)
 {
-  g_autofree char *out = NULL, *err = NULL;
   g_autofree char *csv = g_build_filename (data_dir, "applications", "audit-loans.csv", NULL);
   g_autofree char *pairs = g_build_filename (data_dir, "pairs", "zip-neutral-loans.json", NULL);
+  g_autofree char *vec = gb_test_tmp_path ("zip4.json", NULL);
+  g_autofree char *gguf = gb_test_tmp_path ("zip4.gguf", NULL);
+  g_autofree char *o0 = NULL, *e0 = NULL, *o1 = NULL, *e1 = NULL;
+  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
+  g_assert_cmpint (cli (&o1, &e1, "steer", "export", "--vector", vec, "--output", gguf, NULL), ==, 0);
 
-  g_assert_cmpint (cli (&out, &err, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "4", "--json", NULL),
-                   ==, 0);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  JsonObject *root = parse (parser, out);
-  const double before = json_object_get_double_member (root, "gap");
-  const double after = json_object_get_double_member (json_object_get_object_member (root, "audit_steered"), "gap");
-  g_test_message ("gap %.3f -> %.3f with %s", before, after, json_object_get_string_member (root, "steering"));
-  g_assert_cmpfloat (after, <, before);
-  g_assert_nonnull (strstr (json_object_get_string_member (root, "steering"), "80 pairs"));
+  double gaps[3][2];
+  const char *files[3] = { vec, gguf, pairs };
+  for (guint k = 0; k < 3; k++)
+    {
+      g_autofree char *out = NULL, *err = NULL;
+      g_assert_cmpint (cli (&out, &err, "explain", "--audit", csv, k < 2 ? "--steer" : "--steer-pairs", files[k], "--steer-layer",
+                            "4", "--json", NULL),
+                       ==, 0);
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      JsonObject *root = parse (parser, out);
+      JsonObject *st = json_object_get_object_member (root, "steering");
+      gaps[k][0] = member_gap (root);
+      gaps[k][1] = member_gap (json_object_get_object_member (root, "audit_steered"));
+      g_test_message ("%s: gap %.3f -> %.3f", files[k], gaps[k][0], gaps[k][1]);
+      g_assert_cmpfloat (gaps[k][1], <, gaps[k][0]);
+      g_assert_cmpstr (json_object_get_string_member (st, "source"), ==, files[k]);
+      g_autofree char *data = NULL;
+      gsize len = 0;
+      g_assert_true (g_file_get_contents (files[k], &data, &len, NULL));
+      g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+      g_assert_cmpstr (json_object_get_string_member (st, "sha256"), ==, sha);
+      g_assert_nonnull (strstr (json_object_get_string_member (st, "description"), sha));
+      JsonArray *blocks = json_object_get_array_member (st, "blocks");
+      g_assert_cmpuint (json_array_get_length (blocks), ==, 1);
+      g_assert_cmpint (json_array_get_int_element (blocks, 0), ==, 4);
+    }
+  /* One vector, three ways to give it: the same steered audit. */
+  g_assert_cmpfloat_with_epsilon (gaps[0][1], gaps[1][1], 1e-9);
+  g_assert_cmpfloat_with_epsilon (gaps[0][1], gaps[2][1], 1e-9);
+
+  /* A multiplier of 0 leaves every decision as it was. */
+  g_autofree char *out0 = NULL, *err0 = NULL;
+  g_assert_cmpint (cli (&out0, &err0, "explain", "--audit", csv, "--steer", vec, "--multiplier", "0", "--json", NULL), ==, 0);
+  g_autoptr (JsonParser) p0 = json_parser_new ();
+  JsonObject *r0 = parse (p0, out0);
+  g_assert_cmpfloat (member_gap (r0), ==, member_gap (json_object_get_object_member (r0, "audit_steered")));
 
   g_autofree char *out2 = NULL, *err2 = NULL;
   g_assert_cmpint (cli (&out2, &err2, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "9", NULL), ==, 2);
+  g_autofree char *out4 = NULL, *err4 = NULL;
+  g_assert_cmpint (cli (&out4, &err4, "explain", "--audit", csv, "--steer", vec, "--steer-pairs", pairs, NULL), ==, 2);
+  g_autofree char *out5 = NULL, *err5 = NULL;
+  g_assert_cmpint (cli (&out5, &err5, "explain", "--audit", csv, "--steer", vec, "--steer-layer", "2", NULL), ==, 1);
+  g_assert_nonnull (strstr (err5, "no block 2"));
   g_autofree char *bad = gb_test_tmp_path ("pairs.json", NULL);
   g_assert_true (g_file_set_contents (bad, "{\"pairs\": [{\"positive\": \"a\"}]}", -1, NULL));
   g_autofree char *out3 = NULL, *err3 = NULL;
   g_assert_cmpint (cli (&out3, &err3, "explain", "--audit", csv, "--steer-pairs", bad, NULL), ==, 1);
-  g_assert_nonnull (strstr (err3, "pair 1 needs"));
+  g_assert_nonnull (strstr (err3, bad));
+}
+
+/* Steering a single application: the steered decision on the bundled proxy
+ * sample, in the text, the JSON and the PDF report. */
+static void
+test_demo_decision_steered (void)
+{
+  g_autofree char *app = g_build_filename (data_dir, "applications", "sample-proxy-1.json", NULL);
+  g_autofree char *pairs = g_build_filename (data_dir, "pairs", "zip-neutral-loans.json", NULL);
+  g_autofree char *vec = gb_test_tmp_path ("zip4-single.json", NULL);
+  g_autofree char *pdf = gb_test_tmp_path ("steered.pdf", NULL);
+  g_autofree char *o0 = NULL, *e0 = NULL;
+  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
+
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--steer", vec, "--multiplier", "1", "--no-token-occlusion", "--ig-steps",
+                        "4", "--json", NULL),
+                   ==, 0);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *root = parse (parser, out);
+  const double before = json_object_get_double_member (json_object_get_object_member (root, "decision"), "log_odds");
+  JsonObject *st = json_object_get_object_member (root, "decision_steered");
+  const double after = json_object_get_double_member (st, "log_odds");
+  g_test_message ("proxy-1 log-odds %.3f -> %.3f", before, after);
+  g_assert_cmpfloat (before, <, 0);
+  g_assert_cmpfloat (after, >, before + 1);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (st, "p_positive"), 1 / (1 + exp (-after)), 1e-9);
+
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (cli (&out2, &err2, "explain", "-a", app, "--steer", vec, "--no-token-occlusion", "--ig-steps", "4", "-o", pdf,
+                        NULL),
+                   ==, 0);
+  g_assert_nonnull (strstr (out2, "With the steering vector:"));
+  g_autofree char *text = pdf_text (pdf);
+  g_assert_nonnull (strstr (text, "Decision with the steering vector"));
+  g_assert_nonnull (strstr (text, "zip4-single.json"));
+}
+
+/* A vector for a model of another width, and an SAE whose hook does not
+ * fit, are refused with one line naming the file. */
+static void
+test_mismatch_errors (void)
+{
+  g_autofree char *pairs = g_build_filename (data_dir, "pairs", "zip-neutral-loans.json", NULL);
+  g_autofree char *sae = g_build_filename (data_dir, "saes", "loan-officer-L3-topk32", NULL);
+  g_autofree char *app = g_build_filename (data_dir, "applications", "sample-proxy-1.json", NULL);
+  g_autofree char *tiny_vec = gb_test_tmp_path ("tiny-vec.json", NULL);
+  g_autofree char *tiny_pairs = gb_test_tmp_path ("tiny-pairs.json", NULL);
+  g_assert_true (g_file_set_contents (tiny_pairs, "{\"pairs\": [{\"positive\": \"zip ok\", \"negative\": \"zip bad\"}, "
+                                                  "{\"positive\": \"fine\", \"negative\": \"poor\"}]}", -1, NULL));
+  g_autofree char *o0 = NULL, *e0 = NULL;
+  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--model", tiny_dir, "--pairs", tiny_pairs, "--layers", "1", "--output",
+                        tiny_vec, NULL),
+                   ==, 0);
+
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--steer", tiny_vec, NULL), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_true (g_str_has_prefix (err, "glassbox-cli: error: "));
+  g_assert_nonnull (strstr (err, tiny_vec));
+  g_assert_cmpuint (strchr (err, '\n') - err + 1, ==, strlen (err));
+
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_assert_cmpint (cli (&out2, &err2, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
+                        "Form\nName: Ann\nScore: 700\nDecision:", "--sae", sae, NULL),
+                   ==, 1);
+  g_test_message ("%s", err2);
+  g_assert_nonnull (strstr (err2, sae));
+  g_assert_nonnull (strstr (err2, "blocks.3.hook_resid_post"));
+  g_assert_cmpuint (strchr (err2, '\n') - err2 + 1, ==, strlen (err2));
+
+  g_autofree char *out3 = NULL, *err3 = NULL;
+  g_assert_cmpint (cli (&out3, &err3, "explain", "-a", app, "--sae", sae, "--sae-field", "nope", "--no-token-occlusion",
+                        "--ig-steps", "2", NULL),
+                   ==, 1);
+  g_assert_nonnull (strstr (err3, "no such field"));
+  g_autofree char *out4 = NULL, *err4 = NULL;
+  g_autofree char *missing = gb_test_tmp_path ("no-such-sae", NULL);
+  g_assert_cmpint (cli (&out4, &err4, "explain", "-a", app, "--sae", missing, NULL), ==, 1);
+  g_assert_nonnull (strstr (err4, "no-such-sae"));
+}
+
+/* The bundled SAE at the decision position of the penalised-zip sample:
+ * features sorted by activation, all positive, at the last token; over the
+ * zip field's tokens the zip proxy, feature #764, is among the top three. */
+static void
+test_demo_sae (void)
+{
+  g_autofree char *app = g_build_filename (data_dir, "applications", "sample-proxy-1.json", NULL);
+  g_autofree char *sae = g_build_filename (data_dir, "saes", "loan-officer-L3-topk32", NULL);
+  g_autofree char *pdf = gb_test_tmp_path ("sae.pdf", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--sae", sae, "--sae-field", "zip", "--sae-top", "8",
+                        "--no-token-occlusion", "--ig-steps", "4", "--json", "-o", pdf, NULL),
+                   ==, 0);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *root = parse (parser, out);
+  JsonObject *so = json_object_get_object_member (root, "sae");
+  g_assert_cmpstr (json_object_get_string_member (so, "hook"), ==, "blocks.3.hook_resid_post");
+  g_assert_cmpint (json_object_get_int_member (so, "position"), ==,
+                   json_array_get_length (json_object_get_array_member (root, "tokens")) - 1);
+  g_assert_cmpstr (json_object_get_string_member (so, "field"), ==, "zip");
+  JsonArray *feats = json_object_get_array_member (so, "features");
+  g_assert_cmpuint (json_array_get_length (feats), ==, 8);
+  double prev = INFINITY;
+  for (guint i = 0; i < 8; i++)
+    {
+      JsonObject *f = json_array_get_object_element (feats, i);
+      double a = json_object_get_double_member (f, "activation");
+      g_assert_cmpfloat (a, >, 0);
+      g_assert_cmpfloat (a, <=, prev);
+      prev = a;
+    }
+  JsonArray *zf = json_object_get_array_member (so, "field_features");
+  gboolean found = FALSE;
+  for (guint i = 0; i < 3; i++)
+    found |= json_object_get_int_member (json_array_get_object_element (zf, i), "index") == 764;
+  g_assert_true (found);
+  g_autofree char *text = pdf_text (pdf);
+  g_assert_nonnull (strstr (text, "SAE features at the decision position"));
+  g_assert_nonnull (strstr (text, "#764"));
+  g_assert_nonnull (strstr (text, "sae_weights.safetensors SHA-256"));
 }
 
 /* The report replaces an existing file in one rename and leaves nothing
@@ -319,6 +486,9 @@ main (int    argc,
   g_test_add_func ("/cli/explain/demo-proxy", test_demo_proxy);
   g_test_add_func ("/cli/explain/demo-audit", test_demo_audit);
   g_test_add_func ("/cli/explain/demo-audit-steered", test_demo_audit_steered);
+  g_test_add_func ("/cli/explain/demo-decision-steered", test_demo_decision_steered);
+  g_test_add_func ("/cli/explain/demo-sae", test_demo_sae);
+  g_test_add_func ("/cli/explain/mismatch-errors", test_mismatch_errors);
   g_test_add_func ("/cli/explain/report-atomic", test_report_atomic);
   g_test_add_func ("/cli/explain/errors", test_errors);
   int status = g_test_run ();

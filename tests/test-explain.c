@@ -614,6 +614,93 @@ test_interventions (Fixture      *fx,
   g_assert_nonnull (e->gradient_note);
 }
 
+/* SAE features at the decision position: the encoder applied to the
+ * hook's row at the last token, sorted, cut at top_n; a span's maximum is
+ * the maximum of its tokens' own; bad hooks and positions are errors. (The
+ * numpy check of the values is tests/reference/test_sae.py.) */
+static void
+test_sae_features (Fixture      *fx,
+                   gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  const guint D = gb_model_get_config (fx->model)->n_embd, M = 24;
+  g_autoptr (GbSae) sae = gb_sae_new (GB_SAE_STANDARD, D, M, 0);
+  gb_sae_init_random (sae, 7);
+  for (guint j = 0; j < M; j++)
+    sae->b_enc[j] = 0.05f * ((int) (j % 5) - 1);
+  sae->hook = GB_HOOK_RESID_POST;
+  sae->layer = 1;
+
+  g_autoptr (GArray) ids = gb_tokenizer_encode (gb_model_get_tokenizer (fx->model), fx->app->text, -1, FALSE, &error);
+  g_assert_no_error (error);
+  const guint T = ids->len;
+  GbRecord rec = { .logits = GB_LOGITS_NONE };
+  rec.hooks[GB_HOOK_RESID_POST] = 1u << 1;
+  g_autoptr (GbTrace) tr = gb_model_forward (fx->model, (gint32 *) ids->data, T, &rec, NULL, 0, NULL, &error);
+  g_assert_no_error (error);
+  g_autofree float *x = g_memdup2 (gb_trace_get (tr, GB_HOOK_RESID_POST, 1), (gsize) T * D * sizeof (float));
+  g_autofree float *zs = g_new (float, (gsize) T * M);
+  gb_sae_preprocess (sae, x, T, NULL);
+  gb_sae_encode (sae, zs, x, T);
+
+  g_autofree float *z = g_new (float, M);
+  g_autoptr (GArray) all = gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, -1, 1, M, z, NULL, &error);
+  g_assert_no_error (error);
+  guint n_pos = 0;
+  for (guint j = 0; j < M; j++)
+    {
+      g_assert_cmpfloat (z[j], ==, zs[(gsize) (T - 1) * M + j]);
+      n_pos += z[j] > 0;
+    }
+  g_assert_cmpuint (n_pos, >, 3);
+  g_assert_cmpuint (all->len, ==, n_pos);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const GbFeatureActivation *fa = &g_array_index (all, GbFeatureActivation, i);
+      g_assert_cmpfloat (fa->activation, ==, z[fa->index]);
+      if (i > 0)
+        g_assert_cmpfloat (fa->activation, <=, g_array_index (all, GbFeatureActivation, i - 1).activation);
+    }
+  g_autoptr (GArray) top3 = gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, -1, 1, 3, NULL, NULL, &error);
+  g_assert_cmpuint (top3->len, ==, 3);
+  g_assert_cmpuint (g_array_index (top3, GbFeatureActivation, 2).index, ==, g_array_index (all, GbFeatureActivation, 2).index);
+
+  /* Tokens 1..3: each latent's maximum over them. */
+  g_autofree float *zspan = g_new (float, M);
+  g_autoptr (GArray) span = gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, 1, 3, M, zspan, NULL, &error);
+  g_assert_no_error (error);
+  for (guint j = 0; j < M; j++)
+    g_assert_cmpfloat (zspan[j], ==, MAX (zs[1 * M + j], MAX (zs[2 * M + j], zs[3 * M + j])));
+
+  /* A vector added at block 0 changes what block 1 reads. */
+  g_autofree float *vec = g_new0 (float, D);
+  for (guint i = 0; i < D; i++)
+    vec[i] = (i % 3) - 1.f;
+  GbIntervention iv = { .kind = GB_INTERVENE_ADD, .hook = GB_HOOK_RESID_POST, .layer = 0, .multiplier = 8.f, .values = vec };
+  g_autofree float *zst = g_new (float, M);
+  g_autoptr (GArray) st = gb_explainer_sae_features (fx->ex, fx->app, sae, &iv, 1, -1, 1, M, zst, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (memcmp (z, zst, M * sizeof (float)), !=, 0);
+
+  /* Out of range positions, a hook past the model's blocks, another width. */
+  g_assert_null (gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, (gint) T, 1, M, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  g_assert_null (gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, -1, 2, M, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  g_assert_null (gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, 0, 0, M, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  sae->layer = 9;
+  g_assert_null (gb_explainer_sae_features (fx->ex, fx->app, sae, NULL, 0, -1, 1, M, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_SHAPE);
+  g_clear_error (&error);
+  g_autoptr (GbSae) narrow = gb_sae_new (GB_SAE_STANDARD, D - 1, M, 0);
+  g_assert_null (gb_explainer_sae_features (fx->ex, fx->app, narrow, NULL, 0, -1, 1, M, NULL, NULL, &error));
+  g_assert_error (error, GB_ERROR, GB_ERROR_SHAPE);
+}
+
 static void
 test_limits (Fixture      *fx,
              gconstpointer data)
@@ -731,6 +818,7 @@ main (int    argc,
   ADD ("/engine/explain/counterfactual", test_counterfactual);
   ADD ("/engine/explain/audit", test_audit);
   ADD ("/engine/explain/interventions", test_interventions);
+  ADD ("/engine/explain/sae-features", test_sae_features);
   ADD ("/engine/explain/limits", test_limits);
   ADD ("/engine/explain/cancel", test_cancel);
   ADD ("/engine/explain/async", test_async);

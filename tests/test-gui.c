@@ -6,6 +6,7 @@
  * saves a screenshot, unattended. */
 
 #include <cairo.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "gb-test-util.h"
@@ -208,6 +209,56 @@ test_broken_model (void)
 /* The Explain view on the bundled demo model and a bundled rejected
  * application, with an audit of the bundled CSV: the red "Rejected", the
  * strongest occlusion bar at full colour, then the audit table in view. */
+static int
+cli (char **out,
+     ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  va_list args;
+  const char *arg;
+  int status;
+
+  g_ptr_array_add (argv, (char *) g_getenv ("GLASSBOX_CLI"));
+  va_start (args, out);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, out, NULL, &status, &error);
+  g_assert_no_error (error);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
+}
+
+/* The zip-neutral vector at block 4 (glassbox-cli steer train), once. */
+static const char *
+zip_vector (void)
+{
+  static char *path;
+  if (path == NULL)
+    {
+      g_autofree char *dir = gb_test_tmpdir ();
+      g_autofree char *pairs = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "pairs", "zip-neutral-loans.json",
+                                                 NULL);
+      g_autofree char *out = NULL;
+      path = g_build_filename (dir, "zip4.json", NULL);
+      g_assert_cmpint (cli (&out, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", path, NULL), ==, 0);
+    }
+  return path;
+}
+
+static char *
+pdf_text (const char *pdf)
+{
+  g_autofree char *out = NULL;
+  const char *argv[] = { "pdftotext", pdf, "-", NULL };
+  int status;
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &out, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return g_steal_pointer (&out);
+}
+
 static cairo_surface_t *
 explain_screenshot (const char *const *env,
                     const char        *model,
@@ -225,7 +276,7 @@ explain_screenshot (const char *const *env,
 
   if (audit)
     spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app, "--audit",
-           csv, "--report", report, "--screenshot", shot, NULL);
+           csv, "--steer-vector", zip_vector (), "--steer-multiplier", "1", "--report", report, "--screenshot", shot, NULL);
   else
     spawn (&r, env, g_getenv ("GLASSBOX_GUI"), "--model", model, "--view", "explain", "--application", app,
            "--screenshot", shot, NULL);
@@ -272,16 +323,75 @@ test_explain_view_dark_audit (void)
   g_assert_true (has_pixel (png, 0x2864b6));
   cairo_surface_destroy (png);
 
-  /* Export Report's file, unattended: the report the CLI writes. */
-  g_autofree char *out = NULL;
-  const char *argv[] = { "pdftotext", report, "-", NULL };
-  int status;
-  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                               &out, NULL, &status, NULL));
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  /* Export Report's file, unattended: the report the CLI writes, with the
+   * audit again under the vector (named with its hash) and the bundled
+   * SAE's features at the decision position. */
+  g_autofree char *out = pdf_text (report);
   g_assert_nonnull (strstr (out, "Rejected"));
   g_assert_nonnull (strstr (out, "Audit: 40 records grouped by zip_group"));
+  g_assert_nonnull (strstr (out, "Decision with the steering vector"));
+  g_assert_nonnull (strstr (out, "Audit with the steering vector: 40 records"));
+  g_assert_nonnull (strstr (out, "zip4.json (SHA-256"));
+  g_assert_nonnull (strstr (out, "SAE features at the decision position"));
   g_assert_nonnull (strstr (out, "Provenance"));
+}
+
+/* A steering vector and an SAE with a feature cache (a copy of the bundled
+ * one, analysed by glassbox-cli sae features): the steered decision beside
+ * the decision, and the SAE features at the decision token and over the
+ * zip's tokens, with descriptions, in view; the zip proxy #764 among them
+ * (read back from the report the view exports). */
+static void
+test_explain_view_steer_sae (void)
+{
+  g_autofree char *demo = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "models", "loan-officer", NULL);
+  g_autofree char *bundled = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "saes", "loan-officer-L3-topk32", NULL);
+  g_autofree char *corpus = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "corpus", "loans-sample.txt", NULL);
+  g_autofree char *app = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "data", "applications", "sample-proxy-1.json",
+                                           NULL);
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *sae = g_build_filename (dir, "sae", NULL);
+  g_autofree char *shot = g_build_filename (dir, "explain-steer-sae.png", NULL);
+  g_autofree char *report = g_build_filename (dir, "report.pdf", NULL);
+  g_assert_cmpint (g_mkdir (sae, 0755), ==, 0);
+  const char *files[] = { "cfg.json", "sae_weights.safetensors", "sparsity.safetensors", "glassbox_norm.safetensors" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *from = g_build_filename (bundled, files[i], NULL), *to = g_build_filename (sae, files[i], NULL);
+      g_autofree char *data = NULL;
+      gsize len;
+      g_assert_true (g_file_get_contents (from, &data, &len, NULL));
+      g_assert_true (g_file_set_contents (to, data, len, NULL));
+    }
+  g_autofree char *out = NULL;
+  g_assert_cmpint (cli (&out, "sae", "features", "--model", demo, "--sae", sae, "--corpus", corpus, "--tokens", "4000",
+                        "--top", "1", NULL),
+                   ==, 0);
+
+  g_auto (Run) r = { 0 };
+  spawn (&r, NULL, g_getenv ("GLASSBOX_GUI"), "--model", demo, "--view", "explain", "--application", app, "--steer-vector",
+         zip_vector (), "--steer-multiplier", "1", "--sae", sae, "--sae-field", "zip", "--report", report, "--screenshot",
+         shot, NULL);
+  g_test_message ("%s", r.err);
+  g_assert_cmpint (r.status, ==, 0);
+  assert_clean_stderr (r.err);
+  cairo_surface_t *png = cairo_image_surface_create_from_png (shot);
+  g_assert_cmpint (cairo_surface_status (png), ==, CAIRO_STATUS_SUCCESS);
+  g_assert_cmpfloat (mean_luma (png), >, 0.55);
+  if (g_getenv ("GLASSBOX_KEEP_SCREENSHOTS"))
+    {
+      g_autofree char *keep = g_build_filename (g_getenv ("GLASSBOX_KEEP_SCREENSHOTS"), "explain-steer-sae.png", NULL);
+      cairo_surface_write_to_png (png, keep);
+    }
+  cairo_surface_destroy (png);
+
+  g_autofree char *text = pdf_text (report);
+  g_assert_nonnull (strstr (text, "Decision with the steering vector"));
+  g_assert_nonnull (strstr (text, "SAE features at the decision position"));
+  g_assert_nonnull (strstr (text, "SAE features over the tokens of “zip”"));
+  g_assert_nonnull (strstr (text, "#764"));
+  /* Descriptions from the cache: no "no feature cache" placeholder. */
+  g_assert_null (strstr (text, "no feature cache"));
 }
 
 int
@@ -299,5 +409,6 @@ main (int    argc,
   g_test_add_func ("/ui/gui/broken-model", test_broken_model);
   g_test_add_func ("/ui/gui/explain", test_explain_view);
   g_test_add_func ("/ui/gui/explain-dark-audit", test_explain_view_dark_audit);
+  g_test_add_func ("/ui/gui/explain-steer-sae", test_explain_view_steer_sae);
   return g_test_run ();
 }

@@ -89,6 +89,8 @@ gb_application_handle_local_options (GApplication *app,
   g_variant_dict_lookup (options, "view", "s", &a->view);
   g_variant_dict_lookup (options, "steer-pairs", "^ay", &a->steer_pairs);
   g_variant_dict_lookup (options, "steer-layers", "s", &a->steer_layers);
+  g_variant_dict_lookup (options, "steer-vector", "^ay", &a->steer_vector);
+  g_variant_dict_lookup (options, "sae-field", "s", &a->sae_field);
   g_variant_dict_lookup (options, "steer-multiplier", "d", &a->steer_multiplier);
   g_variant_dict_lookup (options, "steer-prompt", "s", &a->steer_prompt);
   g_variant_dict_lookup (options, "steer-tokens", "i", &a->steer_tokens);
@@ -231,6 +233,8 @@ gb_application_finalize (GObject *object)
   g_free (self->automation.view);
   g_free (self->automation.steer_pairs);
   g_free (self->automation.steer_layers);
+  g_free (self->automation.steer_vector);
+  g_free (self->automation.sae_field);
   g_free (self->automation.steer_prompt);
   g_free (self->automation.steer_sweep_png);
   g_free (self->automation.sae);
@@ -276,6 +280,8 @@ gb_application_init (GbApplication *self)
     { "view", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Show this view: attention, features, steering (runs its demo) or explain", "VIEW" },
     { "steer-pairs", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Bundled pair set name or file", "PAIRS" },
     { "steer-layers", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Blocks to steer, e.g. 2,3", "A,B" },
+    { "sae-field", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Explain view: SAE features over this field's tokens", "NAME" },
+    { "steer-vector", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, NULL, "Explain view: steering vector (JSON or GGUF)", "VEC" },
     { "steer-multiplier", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, NULL, "Steering multiplier", "M" },
     { "steer-prompt", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, NULL, "Prompt to continue", "TEXT" },
     { "steer-tokens", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, NULL, "Tokens per pane", "N" },

@@ -589,6 +589,135 @@ draw_explanation (Page                *p,
   p->y += gb_explain_draw_attention (p->cr, ex, e, TRUE, MARGIN, p->y, W, FALSE) + 6;
 }
 
+static char *
+file_sha256 (const char *path,
+             GError    **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &data, &len, error))
+    return NULL;
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+}
+
+char *
+gb_explain_steer_description (const char          *path,
+                              const GbSteerVector *vec,
+                              double               multiplier,
+                              guint                start_pos,
+                              GError             **error)
+{
+  g_autofree char *sha = file_sha256 (path, error);
+  if (sha == NULL)
+    return NULL;
+  GString *blocks = g_string_new (NULL);
+  for (guint i = 0; i < vec->n_layers; i++)
+    g_string_append_printf (blocks, "%s%u", i ? ", " : "", vec->layers[i].layer);
+  char *out = g_strdup_printf ("%s (SHA-256 %s): added to the output of block%s %s, multiplier %g, from position %u", path,
+                               sha, vec->n_layers > 1 ? "s" : "", blocks->str, multiplier, start_pos);
+  g_string_free (blocks, TRUE);
+  return out;
+}
+
+char *
+gb_explain_sae_description (const GbSae *sae,
+                            GError     **error)
+{
+  g_autofree char *w = g_build_filename (sae->path ? sae->path : ".", "sae_weights.safetensors", NULL);
+  g_autofree char *sha = file_sha256 (w, error);
+  if (sha == NULL)
+    return NULL;
+  g_autofree char *kind = sae->kind == GB_SAE_TOPK ? g_strdup_printf ("topk k=%u", sae->k) : g_strdup (gb_sae_kind_name (sae->kind));
+  return g_strdup_printf ("%s (blocks.%u.%s, %s, %u -> %u; sae_weights.safetensors SHA-256 %s)", sae->path ? sae->path : "SAE",
+                          sae->layer, gb_hook_name (sae->hook), kind, sae->d_in, sae->d_sae, sha);
+}
+
+char *
+gb_sae_user_cache_path (const char *sae_dir)
+{
+  g_autofree char *hash = g_compute_checksum_for_string (G_CHECKSUM_SHA1, sae_dir, -1);
+  return g_build_filename (g_get_user_cache_dir (), "glassbox", "features", hash, NULL);
+}
+
+GbSaeAnalysis *
+gb_explain_sae_descriptions (const GbSae *sae)
+{
+  if (sae->path == NULL)
+    return NULL;
+  g_autofree char *path = g_build_filename (sae->path, "features.json", NULL);
+  GbSaeAnalysis *a = gb_sae_analysis_load_for_weights (path, sae, NULL);
+  if (a != NULL)
+    return a;
+  g_autofree char *alt = gb_sae_user_cache_path (sae->path);
+  return gb_sae_analysis_load_for_weights (alt, sae, NULL);
+}
+
+const char *
+gb_explain_feature_label (const GbSaeAnalysis *a,
+                          guint                index)
+{
+  if (a == NULL)
+    return NULL;
+  if (index < a->n_features && a->features[index].index == index)
+    return a->features[index].label;
+  for (guint j = 0; j < a->n_features; j++)
+    if (a->features[j].index == index)
+      return a->features[j].label;
+  return NULL;
+}
+
+static void
+draw_feature_table (Page                     *p,
+                    const GbReportProvenance *prov,
+                    const GArray             *top)
+{
+  if (top->len == 0)
+    {
+      para (p, "No feature is active there.", 10, 1);
+      return;
+    }
+  const double cols[3] = { MARGIN, MARGIN + 70, MARGIN + 160 };
+  const char *head[3] = { "Feature", "Activation", "Description (most common top tokens)" };
+  need (p, ROW_H);
+  fg (p->cr, FALSE, 1);
+  for (guint c = 0; c < 3; c++)
+    text (p->cr, head[c], 9.5, TRUE, cols[c], p->y, 0, FALSE);
+  p->y += ROW_H;
+  for (guint i = 0; i < top->len; i++)
+    {
+      const GbFeatureActivation *fa = &g_array_index (top, GbFeatureActivation, i);
+      const char *label = gb_explain_feature_label (prov->sae_analysis, fa->index);
+      g_autofree char *idx = g_strdup_printf ("#%u", fa->index);
+      g_autofree char *act = g_strdup_printf ("%.3f", fa->activation);
+      need (p, ROW_H);
+      fg (p->cr, FALSE, 1);
+      text (p->cr, idx, 9.5, FALSE, cols[0], p->y, 0, FALSE);
+      text (p->cr, act, 9.5, FALSE, cols[1], p->y, 0, FALSE);
+      fg (p->cr, FALSE, label && *label ? 1 : 0.6);
+      text (p->cr, label && *label ? label : "no feature cache (glassbox-cli sae features)", 9.5, FALSE, cols[2], p->y,
+            PAGE_W - MARGIN - cols[2], TRUE);
+      p->y += ROW_H;
+    }
+  p->y += 4;
+}
+
+static void
+draw_sae_features (Page                     *p,
+                   const GbReportProvenance *prov)
+{
+  heading_keep (p, "SAE features at the decision position", (prov->sae_features->len + 3) * ROW_H + 30);
+  para (p, prov->sae ? prov->sae : "", 9, 0.75);
+  draw_feature_table (p, prov, prov->sae_features);
+  if (prov->sae_field_features != NULL)
+    {
+      g_autofree char *h = g_strdup_printf ("SAE features over the tokens of “%s” (largest activation on any of them)",
+                                            prov->sae_field);
+      need (p, (prov->sae_field_features->len + 2) * ROW_H + 20);
+      para (p, h, 10, 1);
+      draw_feature_table (p, prov, prov->sae_field_features);
+    }
+}
+
 static void
 draw_provenance (Page                     *p,
                  const GbReportProvenance *prov,
@@ -598,10 +727,11 @@ draw_provenance (Page                     *p,
   g_autofree char *date = g_date_time_format_iso8601 (now);
   heading (p, "Provenance");
   g_autofree char *lines = g_strdup_printf ("Model folder: %s\nWeights (SHA-256):\n%s\nSchema: %s\nApplication: %s\n"
-                                            "Audit records: %s\nInterventions: %s\nGlassbox %s, %s",
+                                            "Audit records: %s\nInterventions: %s\nSAE: %s\nGlassbox %s, %s",
                                             prov->model_dir, sha, prov->schema_path ? prov->schema_path : "-",
                                             prov->application ? prov->application : "-", prov->audit ? prov->audit : "-",
-                                            prov->interventions ? prov->interventions : "none", prov->version, date);
+                                            prov->interventions ? prov->interventions : "none", prov->sae ? prov->sae : "none",
+                                            prov->version, date);
   para (p, lines, 9, 0.9);
 }
 
@@ -649,6 +779,8 @@ gb_explain_report_write (const char               *path,
                                                prov->interventions ? prov->interventions : "");
       para (&p, line, 10, 1);
     }
+  if (e != NULL && prov->sae_features != NULL)
+    draw_sae_features (&p, prov);
   if (audit != NULL)
     {
       g_autofree char *h = g_strdup_printf ("Audit: %u records grouped by %s", audit->n, audit->group_key);

@@ -77,7 +77,32 @@ typedef struct
   const char *interventions; /* a description, or NULL for none */
   const GbAudit *audit_steered; /* the audit again with the interventions, or NULL */
   const GbDecision *decision_steered; /* the decision with them, or NULL */
+  const char *sae;           /* the SAE's description, or NULL */
+  const GArray *sae_features; /* GbFeatureActivation at the decision position, or NULL */
+  const GbSaeAnalysis *sae_analysis; /* feature descriptions, or NULL */
+  const char *sae_field;     /* a field whose tokens were encoded too, or NULL */
+  const GArray *sae_field_features; /* their largest activations, or NULL */
 } GbReportProvenance;
+
+/* "FILE (SHA-256 hex): blocks 3, 4, multiplier M, from position P" for a
+ * steering vector read from @path (its file's hash). */
+char    *gb_explain_steer_description (const char          *path,
+                                       const GbSteerVector *vec,
+                                       double               multiplier,
+                                       guint                start_pos,
+                                       GError             **error);
+/* "DIR (hook, kind, widths; sae_weights.safetensors SHA-256 hex)". */
+char    *gb_explain_sae_description (const GbSae *sae,
+                                     GError     **error);
+/* The feature cache made from @sae's weights: features.json in its folder,
+ * else the user's cache (where the Features view writes for a read-only
+ * SAE); NULL when there is none. */
+GbSaeAnalysis *gb_explain_sae_descriptions (const GbSae *sae);
+/* Feature @index's short description (its most common top tokens), or NULL. */
+const char *gb_explain_feature_label (const GbSaeAnalysis *analysis,
+                                      guint                index);
+/* The SAE's user-cache file for a folder (see gb_explain_sae_descriptions). */
+char    *gb_sae_user_cache_path (const char *sae_dir);
 
 /* SHA-256 of every *.safetensors file in @dir, as "name  hex" lines. */
 char    *gb_model_weights_sha256 (const char *dir,

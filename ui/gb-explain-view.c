@@ -2,11 +2,16 @@
 #define G_LOG_DOMAIN "glassbox-ui"
 
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <string.h>
 
 #include "gb-build-config.h"
 #include "gb-explain-report.h"
 #include "gb-explain-view.h"
+#include "gb-features-view.h"
+
+#define SAE_TOP 8
+#define SAE_FIELD_TOP 5
 
 #define SIDEBAR_W 340
 /* Figures are drawn in report units (points); on screen they are larger. */
@@ -59,6 +64,32 @@ struct _GbExplainView
   GtkLabel       *audit_progress_label;
   GtkDrawingArea *audit_area;
   GtkScrolledWindow *results_scroll;
+  /* Steering and SAE (sidebar) */
+  GtkLabel       *vec_label;
+  GtkScrolledWindow *sidebar_scroll;
+  GtkWidget      *steer_heading;
+  GtkButton      *vec_train;
+  GtkButton      *vec_clear;
+  GtkButton      *train_cancel;
+  GtkSpinButton  *steer_block;
+  GtkSpinButton  *steer_mult;
+  GtkProgressBar *train_progress;
+  GtkLabel       *train_label;
+  GtkLabel       *sae_label;
+  /* Steering and SAE (results) */
+  GtkWidget      *steer_box;
+  GtkLabel       *steer_decision_label;
+  GtkLabel       *steer_prob_label;
+  GtkWidget      *sae_heading;
+  GtkLabel       *sae_note;
+  GtkListBox     *sae_list;
+  GtkListBox     *sae_field_list;
+  GtkWidget      *sae_field_row;
+  GtkDropDown    *sae_field_dd;
+  GtkStringList  *sae_field_names;
+  gboolean        sae_field_chosen; /* the user picked the field */
+  GtkDrawingArea *audit_steered_area;
+  GtkLabel       *audit_gap_label;
 
   /* Owned */
   GbModel        *model;
@@ -82,6 +113,27 @@ struct _GbExplainView
   gpointer        done_data;
   gboolean        audit_pending;
   char           *report_path;
+
+  GbSteerVector  *vector;        /* the loaded or trained vector, or NULL */
+  char           *vector_path;   /* its file (or the pairs it was trained from) */
+  gboolean        vector_trained;
+  GCancellable   *train_cancellable;
+  Progress       *train_state;
+  gboolean        explain_after_train;
+  GbSae          *sae;
+  char           *sae_dir;
+  GbSaeAnalysis  *sae_analysis;  /* feature descriptions, or NULL */
+  GCancellable   *diag_cancellable;
+  gboolean        have_steered;
+  GbDecision      steered;
+  GArray         *sae_top;       /* GbFeatureActivation at the decision */
+  GArray         *sae_field_top; /* over the most influential field's tokens */
+  char           *sae_field;
+  GbAudit        *audit_steered;
+  char           *steer_desc;    /* provenance of the steered results shown */
+  char           *sae_desc;
+  char           *pending_pairs; /* automation: train from these first */
+  gboolean        show_sae;      /* automation: end with the SAE features in view */
 };
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
@@ -100,14 +152,32 @@ static void run_explain (GbExplainView *self);
  * explainers it keeps outlive the job) and the explainer the job used. */
 typedef struct
 {
+  GbSteerVector  *vec;   /* the blocks applied, owned */
+  GbIntervention *iv;    /* pointing into @vec */
+  guint           n_iv;
+} Steering;
+
+static void
+steering_free (Steering *st)
+{
+  if (st == NULL)
+    return;
+  gb_steer_vector_free (st->vec);
+  g_free (st->iv);
+  g_free (st);
+}
+
+typedef struct
+{
   GbExplainView *view;
   GbExplainer   *explainer;
+  Steering      *steering;  /* interventions the job uses, or NULL */
 } Job;
 
 static Job *
 job_new (GbExplainView *view)
 {
-  Job *job = g_new (Job, 1);
+  Job *job = g_new0 (Job, 1);
   job->view = g_object_ref (view);
   job->explainer = view->explainer;
   return job;
@@ -117,6 +187,7 @@ static void
 job_free (Job *job)
 {
   g_object_unref (job->view);
+  steering_free (job->steering);
   g_free (job);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Job, job_free)
@@ -269,6 +340,8 @@ measure (GbExplainView *self,
     h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, FALSE);
   else if (which == 3 && self->audit)
     h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, FALSE);
+  else if (which == 4 && self->audit_steered)
+    h = gb_explain_draw_audit (cr, self->explainer, self->audit_steered, 0, 0, width, FALSE);
   cairo_destroy (cr);
   cairo_surface_destroy (rec);
   return h * FIGURE_SCALE;
@@ -305,6 +378,8 @@ draw_cb (GtkDrawingArea *area,
     h = gb_explain_draw_attention (cr, self->explainer, e, attention_heads (self), 0, 0, width, dark);
   else if (which == 3 && self->audit)
     h = gb_explain_draw_audit (cr, self->explainer, self->audit, 0, 0, width, dark);
+  else if (which == 4 && self->audit_steered)
+    h = gb_explain_draw_audit (cr, self->explainer, self->audit_steered, 0, 0, width, dark);
   /* A figure whose height changed (its data did) is resized after this
    * frame, never during it. */
   const int want = (int) (h * FIGURE_SCALE) + 4;
@@ -331,7 +406,8 @@ area_resize_cb (GtkDrawingArea *area,
 static void
 redraw (GbExplainView *self)
 {
-  GtkDrawingArea *areas[] = { self->bars_area, self->tokens_area, self->attention_area, self->audit_area };
+  GtkDrawingArea *areas[] = { self->bars_area, self->tokens_area, self->attention_area, self->audit_area,
+                              self->audit_steered_area };
   for (guint i = 0; i < G_N_ELEMENTS (areas); i++)
     {
       int w = gtk_widget_get_width (GTK_WIDGET (areas[i]));
@@ -345,12 +421,24 @@ redraw (GbExplainView *self)
 
 /* ---- The application's form ---- */
 
+static void sae_field_changed_cb (GbExplainView *self);
+
 static void
 rebuild_form (GbExplainView *self)
 {
   for (guint i = 0; i < self->entries->len; i++)
     adw_preferences_group_remove (self->form, g_ptr_array_index (self->entries, i));
   g_ptr_array_set_size (self->entries, 0);
+  g_signal_handlers_block_by_func (self->sae_field_dd, sae_field_changed_cb, self);
+  gtk_string_list_splice (self->sae_field_names, 0, g_list_model_get_n_items (G_LIST_MODEL (self->sae_field_names)), NULL);
+  self->sae_field_chosen = FALSE;
+  if (self->explainer != NULL)
+    {
+      GbAppSchema *sc = gb_explainer_get_schema (self->explainer);
+      for (guint i = 0; i < sc->fields->len; i++)
+        gtk_string_list_append (self->sae_field_names, ((const GbFieldSpec *) g_ptr_array_index (sc->fields, i))->name);
+    }
+  g_signal_handlers_unblock_by_func (self->sae_field_dd, sae_field_changed_cb, self);
   if (self->explainer == NULL)
     return;
   GbAppSchema *s = gb_explainer_get_schema (self->explainer);
@@ -467,6 +555,10 @@ set_busy (GbExplainView *self,
 }
 
 static void run_audit (GbExplainView *self);
+static void run_audit_with (GbExplainView *self, Steering *st);
+static void run_diagnose (GbExplainView *self, gboolean chain);
+static void after_explain (GbExplainView *self);
+static gboolean scroll_to_end_cb (GtkWidget *widget, GdkFrameClock *clock, gpointer data);
 
 static void
 explain_done_cb (GObject      *source,
@@ -497,10 +589,29 @@ explain_done_cb (GObject      *source,
   g_clear_pointer (&self->explanation, gb_explanation_free);
   self->explanation = g_steal_pointer (&e);
   show_explanation (self);
+  run_diagnose (self, TRUE);
+}
+
+/* After the explanation and its diagnosis: the audit asked for, or done. */
+static void
+after_explain (GbExplainView *self)
+{
   if (self->audit_pending)
     {
       self->audit_pending = FALSE;
       run_audit (self);
+    }
+  else if (self->done != NULL && self->sae_top != NULL && self->show_sae)
+    {
+      /* Unattended with an SAE: the features in view for the screenshot. */
+      g_object_set_data (G_OBJECT (self->results_scroll), "gb-target", self->sae_heading);
+      /* And the sidebar's steering and SAE settings. */
+      graphene_point_t at;
+      if (gtk_widget_compute_point (self->steer_heading, gtk_widget_get_parent (self->steer_heading),
+                                    &GRAPHENE_POINT_INIT (0, 0), &at))
+        gtk_adjustment_set_value (gtk_scrolled_window_get_vadjustment (self->sidebar_scroll), at.y - 8);
+      g_object_set_data (G_OBJECT (self->results_scroll), "gb-settled", NULL);
+      gtk_widget_add_tick_callback (GTK_WIDGET (self->results_scroll), scroll_to_end_cb, self, NULL);
     }
   else
     finish_automation (self, 0);
@@ -532,6 +643,533 @@ run_explain (GbExplainView *self)
                               explain_done_cb, job_new (self));
 }
 
+/* ---- Steering and SAE features ("diagnose and intervene") ---- */
+
+/* The vector's block chosen in the sidebar, at the chosen multiplier. */
+static void sae_field_changed_cb (GbExplainView *self);
+
+static void drop_steered_audit (GbExplainView *self);
+
+static Steering *
+current_steering (GbExplainView *self,
+                  GError       **error)
+{
+  if (self->vector == NULL)
+    return NULL;
+  const guint block = (guint) gtk_spin_button_get_value_as_int (self->steer_block);
+  GbSteerVector *sub = gb_steer_vector_subset (self->vector, (guint64) 1 << block);
+  if (sub == NULL)
+    {
+      GString *have = g_string_new (NULL);
+      for (guint i = 0; i < self->vector->n_layers; i++)
+        g_string_append_printf (have, "%s%u", i ? ", " : "", self->vector->layers[i].layer);
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "the steering vector has no block %u (it has %s)", block, have->str);
+      g_string_free (have, TRUE);
+      return NULL;
+    }
+  Steering *st = g_new0 (Steering, 1);
+  st->vec = sub;
+  st->iv = g_new0 (GbIntervention, sub->n_layers);
+  st->n_iv = gb_steer_vector_interventions (sub, (float) gtk_spin_button_get_value (self->steer_mult), 0, st->iv);
+  return st;
+}
+
+static char *
+steering_description (GbExplainView  *self,
+                      const Steering *st,
+                      GError        **error)
+{
+  g_autofree char *d = gb_explain_steer_description (self->vector_path, st->vec, gtk_spin_button_get_value (self->steer_mult),
+                                                     0, error);
+  if (d == NULL)
+    return NULL;
+  if (self->vector_trained)
+    return g_strdup_printf ("trained in Glassbox (mean difference, last token) from the pairs in %s", d);
+  return g_steal_pointer (&d);
+}
+
+typedef struct
+{
+  GbExplainer   *ex;
+  GbApplication *app;
+  Steering      *st;       /* borrowed from the job */
+  GbSae         *sae;      /* a copy */
+  int            first;    /* the field's tokens, n = 0 for none */
+  guint          n;
+  gboolean       have_steered;
+  GbDecision     steered;
+  GArray        *top, *field_top;
+} DiagData;
+
+static void
+diag_data_free (gpointer data)
+{
+  DiagData *d = data;
+  gb_application_free (d->app);
+  g_clear_pointer (&d->sae, gb_sae_free);
+  g_clear_pointer (&d->top, g_array_unref);
+  g_clear_pointer (&d->field_top, g_array_unref);
+  g_free (d);
+}
+
+static void
+diag_thread (GTask        *task,
+             gpointer      source,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  DiagData *d = task_data;
+  GError *error = NULL;
+
+  if (d->st != NULL && !gb_explainer_decide (d->ex, d->app, d->st->iv, d->st->n_iv, &d->steered, cancellable, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  d->have_steered = d->st != NULL;
+  if (d->sae != NULL)
+    {
+      d->top = gb_explainer_sae_features (d->ex, d->app, d->sae, NULL, 0, -1, 1, SAE_TOP, NULL, cancellable, &error);
+      if (d->top != NULL && d->n > 0)
+        d->field_top = gb_explainer_sae_features (d->ex, d->app, d->sae, NULL, 0, d->first, d->n, SAE_FIELD_TOP, NULL, cancellable,
+                                                  &error);
+      if (error != NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+feature_open_clicked_cb (GtkButton     *button,
+                         GbExplainView *self)
+{
+  if (self->sae_dir == NULL)
+    return;
+  g_signal_emit_by_name (self, "open-feature", self->sae_dir,
+                         GPOINTER_TO_INT (g_object_get_data (G_OBJECT (button), "feature")));
+}
+
+static void
+add_feature_rows (GbExplainView *self,
+                  GtkListBox    *box,
+                  const GArray  *list)
+{
+  for (guint i = 0; i < list->len; i++)
+    {
+      const GbFeatureActivation *fa = &g_array_index (list, GbFeatureActivation, i);
+      GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+      gtk_widget_set_margin_start (row, 8);
+      gtk_widget_set_margin_end (row, 4);
+      gtk_widget_set_margin_top (row, 2);
+      gtk_widget_set_margin_bottom (row, 2);
+      g_autofree char *idx = g_strdup_printf ("#%u", fa->index);
+      g_autofree char *act = g_strdup_printf ("%.3f", fa->activation);
+      GtkWidget *l1 = gtk_label_new (idx), *l2 = gtk_label_new (act);
+      gtk_widget_add_css_class (l1, "monospace");
+      gtk_widget_add_css_class (l2, "numeric");
+      gtk_label_set_width_chars (GTK_LABEL (l1), 6);
+      gtk_label_set_xalign (GTK_LABEL (l1), 0);
+      gtk_label_set_width_chars (GTK_LABEL (l2), 7);
+      gtk_label_set_xalign (GTK_LABEL (l2), 1);
+      const char *label = gb_explain_feature_label (self->sae_analysis, fa->index);
+      GtkWidget *l3 = gtk_label_new (label && *label ? label : "no description yet (open it in the Features view)");
+      if (!(label && *label))
+        gtk_widget_add_css_class (l3, "dim-label");
+      gtk_label_set_xalign (GTK_LABEL (l3), 0);
+      gtk_label_set_ellipsize (GTK_LABEL (l3), PANGO_ELLIPSIZE_END);
+      gtk_widget_set_hexpand (l3, TRUE);
+      GtkWidget *open = gtk_button_new_with_label ("Open");
+      gtk_widget_add_css_class (open, "flat");
+      g_autofree char *tip = g_strdup_printf ("Show feature #%u in the Features view", fa->index);
+      gtk_widget_set_tooltip_text (open, tip);
+      g_object_set_data (G_OBJECT (open), "feature", GINT_TO_POINTER (fa->index));
+      g_signal_connect (open, "clicked", G_CALLBACK (feature_open_clicked_cb), self);
+      gtk_box_append (GTK_BOX (row), l1);
+      gtk_box_append (GTK_BOX (row), l2);
+      gtk_box_append (GTK_BOX (row), l3);
+      gtk_box_append (GTK_BOX (row), open);
+      gtk_list_box_append (box, row);
+    }
+}
+
+static void
+show_diagnosis (GbExplainView *self)
+{
+  const GbExplanation *e = self->explanation;
+  gtk_widget_set_visible (self->steer_box, self->have_steered && e != NULL);
+  if (self->have_steered && e != NULL)
+    {
+      g_autofree char *word = label_word (self, self->steered.positive);
+      g_autofree char *pos = label_word (self, TRUE);
+      word[0] = g_ascii_toupper (word[0]);
+      g_autofree char *t = g_strdup_printf ("Steered: %s", word);
+      gtk_label_set_text (self->steer_decision_label, t);
+      gtk_widget_remove_css_class (GTK_WIDGET (self->steer_decision_label), "success");
+      gtk_widget_remove_css_class (GTK_WIDGET (self->steer_decision_label), "error");
+      gtk_widget_add_css_class (GTK_WIDGET (self->steer_decision_label), self->steered.positive ? "success" : "error");
+      g_autofree char *probs = g_strdup_printf ("p(%s) = %.3f · log-odds %+.2f (%+.2f) · block %d × %g", pos,
+                                                self->steered.p_positive, self->steered.log_odds,
+                                                self->steered.log_odds - e->decision.log_odds,
+                                                gtk_spin_button_get_value_as_int (self->steer_block),
+                                                gtk_spin_button_get_value (self->steer_mult));
+      gtk_label_set_text (self->steer_prob_label, probs);
+    }
+
+  GtkWidget *child;
+  GtkListBox *lists[2] = { self->sae_list, self->sae_field_list };
+  for (guint k = 0; k < 2; k++)
+    while ((child = gtk_widget_get_first_child (GTK_WIDGET (lists[k]))) != NULL)
+      gtk_list_box_remove (lists[k], child);
+  const gboolean show = self->sae != NULL && self->sae_top != NULL;
+  gtk_widget_set_visible (self->sae_heading, show);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_note), show);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_list), show);
+  gtk_widget_set_visible (self->sae_field_row, show && self->sae_field_top != NULL);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_field_list), show && self->sae_field_top != NULL);
+  if (!show)
+    return;
+  g_autofree char *hook = g_strdup_printf ("blocks.%u.%s", self->sae->layer, gb_hook_name (self->sae->hook));
+  g_autofree char *base = g_path_get_basename (self->sae_dir);
+  g_autofree char *note_text = g_strdup_printf ("%s at %s: the %u strongest features at the decision token (the last), "
+                                                "then over one field's tokens. Descriptions: %s.",
+                                                base, hook, SAE_TOP,
+                                                self->sae_analysis ? "the SAE's feature cache (most common top tokens)"
+                                                                   : "none yet: opening a feature in the Features view "
+                                                                     "builds the cache");
+  gtk_label_set_text (self->sae_note, note_text);
+  if (self->sae_top->len == 0)
+    {
+      GtkWidget *l = gtk_label_new ("No feature is active at the decision token.");
+      gtk_widget_add_css_class (l, "dim-label");
+      gtk_list_box_append (self->sae_list, l);
+    }
+  add_feature_rows (self, self->sae_list, self->sae_top);
+  if (self->sae_field_top != NULL)
+    add_feature_rows (self, self->sae_field_list, self->sae_field_top);
+}
+
+static void
+diag_done_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  g_autoptr (Job) job = data;
+  GbExplainView *self = job->view;
+  g_autoptr (GError) error = NULL;
+  const gboolean chain = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (result), "gb-chain"));
+  DiagData *d = g_task_get_task_data (G_TASK (result));
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || job->explainer != self->explainer)
+        return;
+      toast (self, error->message);
+      if (chain)
+        finish_automation (self, 1);
+      return;
+    }
+  if (job->explainer != self->explainer)
+    return;
+  self->have_steered = d->have_steered;
+  self->steered = d->steered;
+  g_clear_pointer (&self->sae_top, g_array_unref);
+  g_clear_pointer (&self->sae_field_top, g_array_unref);
+  self->sae_top = g_steal_pointer (&d->top);
+  self->sae_field_top = g_steal_pointer (&d->field_top);
+  g_free (self->steer_desc);
+  self->steer_desc = job->steering ? steering_description (self, job->steering, NULL) : NULL;
+  show_diagnosis (self);
+  if (chain)
+    after_explain (self);
+}
+
+/* The decision with the steering vector and the SAE's features, for the
+ * explanation shown (one forward pass each, on a worker). @chain: then go
+ * on with the automation's audit. */
+static void
+run_diagnose (GbExplainView *self,
+              gboolean       chain)
+{
+  g_autoptr (GError) error = NULL;
+  const GbExplanation *e = self->explanation;
+
+  g_cancellable_cancel (self->diag_cancellable);
+  g_clear_object (&self->diag_cancellable);
+  self->have_steered = FALSE;
+  g_clear_pointer (&self->sae_top, g_array_unref);
+  g_clear_pointer (&self->sae_field_top, g_array_unref);
+  Steering *st = current_steering (self, &error);
+  if (error != NULL)
+    gtk_label_set_text (self->train_label, error->message);
+  if (e == NULL || self->explainer == NULL || (st == NULL && self->sae == NULL))
+    {
+      steering_free (st);
+      show_diagnosis (self);
+      if (chain)
+        after_explain (self);
+      return;
+    }
+  DiagData *d = g_new0 (DiagData, 1);
+  d->ex = self->explainer;
+  d->app = gb_application_copy (e->app);
+  d->st = st;
+  d->sae = self->sae ? gb_sae_copy (self->sae) : NULL;
+  /* The field chosen, else the one with the largest occlusion. */
+  int f = -1;
+  guint sel = gtk_drop_down_get_selected (self->sae_field_dd);
+  if (self->sae_field_chosen && sel < g_list_model_get_n_items (G_LIST_MODEL (self->sae_field_names)))
+    f = gb_application_find_field (e->app, gtk_string_list_get_string (self->sae_field_names, sel));
+  if (f < 0)
+    for (guint i = 0; i < e->n_fields; i++)
+      if (f < 0 || fabs (e->occlusion[i]) > fabs (e->occlusion[f]))
+        f = (int) i;
+  if (f >= 0)
+    {
+      const char *name = ((GbAppField *) g_ptr_array_index (e->app->fields, f))->name;
+      for (guint i = 0; i < g_list_model_get_n_items (G_LIST_MODEL (self->sae_field_names)); i++)
+        if (g_str_equal (gtk_string_list_get_string (self->sae_field_names, i), name))
+          {
+            g_signal_handlers_block_by_func (self->sae_field_dd, sae_field_changed_cb, self);
+            gtk_drop_down_set_selected (self->sae_field_dd, i);
+            g_signal_handlers_unblock_by_func (self->sae_field_dd, sae_field_changed_cb, self);
+          }
+    }
+  d->first = -1;
+  for (guint t = 0; f >= 0 && t < e->n_tokens; t++)
+    if (e->token_field[t] == f)
+      {
+        if (d->first < 0)
+          d->first = (int) t;
+        d->n = t - (guint) d->first + 1;
+      }
+  g_free (self->sae_field);
+  self->sae_field = f >= 0 ? g_strdup (((GbAppField *) g_ptr_array_index (e->app->fields, f))->name) : NULL;
+  self->diag_cancellable = g_cancellable_new ();
+  Job *job = job_new (self);
+  job->steering = st;
+  GTask *task = g_task_new (NULL, self->diag_cancellable, diag_done_cb, job);
+  g_object_set_data (G_OBJECT (task), "gb-chain", GINT_TO_POINTER (chain));
+  g_task_set_task_data (task, d, diag_data_free);
+  g_task_run_in_thread (task, diag_thread);
+  g_object_unref (task);
+}
+
+static void
+set_vector (GbExplainView *self,
+            GbSteerVector *vec,
+            const char    *path,
+            gboolean       trained)
+{
+  g_clear_pointer (&self->vector, gb_steer_vector_free);
+  g_free (self->vector_path);
+  self->vector = vec;
+  self->vector_path = g_strdup (path);
+  self->vector_trained = trained;
+  gtk_widget_set_sensitive (GTK_WIDGET (self->vec_clear), vec != NULL);
+  if (vec == NULL)
+    {
+      gtk_label_set_text (self->vec_label, "No vector");
+      gtk_label_set_text (self->train_label, "");
+      return;
+    }
+  g_autofree char *base = g_path_get_basename (path);
+  GString *blocks = g_string_new (NULL);
+  for (guint i = 0; i < vec->n_layers; i++)
+    g_string_append_printf (blocks, "%s%u", i ? ", " : "", vec->layers[i].layer);
+  g_autofree char *t = g_strdup_printf ("%s%s (block%s %s)", base, trained ? ", trained" : "", vec->n_layers > 1 ? "s" : "",
+                                        blocks->str);
+  g_string_free (blocks, TRUE);
+  gtk_label_set_text (self->vec_label, t);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->vec_label), path);
+  /* Apply the vector's own block when it has only one, or the chosen one is missing. */
+  if (gb_steer_vector_get_layer (vec, (guint) gtk_spin_button_get_value_as_int (self->steer_block)) == NULL)
+    gtk_spin_button_set_value (self->steer_block, vec->layers[0].layer);
+  const GbSteerLayer *l = gb_steer_vector_get_layer (vec, (guint) gtk_spin_button_get_value_as_int (self->steer_block));
+  g_autofree char *msg = l && !isnan (l->accuracy)
+                           ? g_strdup_printf ("Held-out pairs on the right side: %.0f%%.", 100 * l->accuracy)
+                           : g_strdup ("");
+  gtk_label_set_text (self->train_label, msg);
+}
+
+static gboolean
+load_vector (GbExplainView *self,
+             const char    *path,
+             GError       **error)
+{
+  if (self->model == NULL)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "no model is loaded");
+      return FALSE;
+    }
+  g_autoptr (GbSteerVector) vec = gb_steer_vector_load (path, error);
+  if (vec == NULL)
+    return FALSE;
+  if (!gb_steer_vector_check (vec, self->model, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  set_vector (self, g_steal_pointer (&vec), path, FALSE);
+  return TRUE;
+}
+
+static void
+set_train_busy (GbExplainView *self,
+                gboolean       busy)
+{
+  gtk_widget_set_visible (GTK_WIDGET (self->train_cancel), busy);
+  gtk_widget_set_visible (GTK_WIDGET (self->train_progress), busy);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->vec_train), !busy && self->model != NULL);
+}
+
+static void
+train_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      data)
+{
+  g_autoptr (Job) job = data;
+  GbExplainView *self = job->view;
+  g_autoptr (GError) error = NULL;
+  GbSteerVector *vec = gb_steer_train_finish (result, &error);
+  const char *pairs = g_object_get_data (G_OBJECT (self), "gb-training-pairs");
+
+  if (job->explainer != self->explainer)
+    {
+      g_clear_pointer (&vec, gb_steer_vector_free);
+      return;
+    }
+  set_train_busy (self, FALSE);
+  if (vec == NULL)
+    {
+      gtk_label_set_text (self->train_label, g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                                               ? "Training cancelled."
+                                               : error->message);
+      if (self->explain_after_train)
+        {
+          self->explain_after_train = FALSE;
+          finish_automation (self, 1);
+        }
+      return;
+    }
+  set_vector (self, vec, pairs, TRUE);
+  drop_steered_audit (self);
+  if (self->explain_after_train)
+    {
+      self->explain_after_train = FALSE;
+      run_explain (self);
+    }
+  else if (self->explanation != NULL)
+    run_diagnose (self, FALSE);
+}
+
+/* Trains a vector from @pairs_path at the chosen block on a worker. */
+static void
+start_training (GbExplainView *self,
+                const char    *pairs_path)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->model == NULL)
+    return;
+  g_autoptr (GbPairSet) pairs = gb_pair_set_load (pairs_path, &error);
+  if (pairs == NULL)
+    {
+      toast (self, error->message);
+      if (self->explain_after_train)
+        {
+          self->explain_after_train = FALSE;
+          finish_automation (self, 1);
+        }
+      return;
+    }
+  GbSteerParams params;
+  gb_steer_params_init (&params);
+  params.layers = (guint64) 1 << gtk_spin_button_get_value_as_int (self->steer_block);
+  g_cancellable_cancel (self->train_cancellable);
+  g_clear_object (&self->train_cancellable);
+  self->train_cancellable = g_cancellable_new ();
+  set_train_busy (self, TRUE);
+  gtk_progress_bar_set_fraction (self->train_progress, 0);
+  gtk_label_set_text (self->train_label, "Training…");
+  Job *job = job_new (self);
+  g_object_set_data_full (G_OBJECT (self), "gb-training-pairs", g_strdup (pairs_path), g_free);
+  gb_steer_train_async (self->model, pairs, &params, self->train_cancellable, progress_cb, self->train_state, train_done_cb,
+                        job);
+}
+
+static void
+train_clicked_cb (GbExplainView *self)
+{
+  g_autofree char *pairs = g_build_filename (gb_data_dir (), "pairs", "zip-neutral-loans.json", NULL);
+  start_training (self, pairs);
+}
+
+static void
+vector_clear_clicked_cb (GbExplainView *self)
+{
+  set_vector (self, NULL, NULL, FALSE);
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  gtk_label_set_text (self->audit_gap_label, "");
+  run_diagnose (self, FALSE);
+  redraw (self);
+}
+
+/* The steered audit shown no longer matches the vector or its settings. */
+static void
+drop_steered_audit (GbExplainView *self)
+{
+  if (self->audit_steered == NULL)
+    return;
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  gtk_label_set_text (self->audit_gap_label, "Steering changed: run the audit again to compare.");
+  redraw (self);
+}
+
+static void
+steer_value_changed_cb (GbExplainView *self)
+{
+  drop_steered_audit (self);
+  if (self->explanation != NULL && self->vector != NULL)
+    run_diagnose (self, FALSE);
+}
+
+static void train_cancel_clicked_cb (GbExplainView *self) { g_cancellable_cancel (self->train_cancellable); }
+
+static void
+sae_field_changed_cb (GbExplainView *self)
+{
+  self->sae_field_chosen = TRUE;
+  if (self->explanation != NULL && self->sae != NULL)
+    run_diagnose (self, FALSE);
+}
+
+static gboolean
+load_sae (GbExplainView *self,
+          const char    *dir,
+          GError       **error)
+{
+  g_autoptr (GbSae) sae = gb_sae_load (dir, error);
+  if (sae == NULL || !gb_sae_check_model (sae, self->model, error))
+    return FALSE;
+  g_clear_pointer (&self->sae, gb_sae_free);
+  g_clear_pointer (&self->sae_analysis, gb_sae_analysis_free);
+  g_free (self->sae_dir);
+  self->sae_dir = g_strdup (dir);
+  self->sae = g_steal_pointer (&sae);
+  self->sae_analysis = gb_explain_sae_descriptions (self->sae);
+  g_free (self->sae_desc);
+  self->sae_desc = gb_explain_sae_description (self->sae, NULL);
+  g_autofree char *base = g_path_get_basename (dir);
+  g_autofree char *t = g_strdup_printf ("%s (blocks.%u.%s, %u features)", base, self->sae->layer,
+                                        gb_hook_name (self->sae->hook), self->sae->d_sae);
+  gtk_label_set_text (self->sae_label, t);
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->sae_label), dir);
+  return TRUE;
+}
+
 /* ---- Audit ---- */
 
 static void
@@ -552,7 +1190,12 @@ scroll_to_end_cb (GtkWidget     *widget,
 {
   GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (widget));
   GbExplainView *self = data;
-  const double end = gtk_adjustment_get_upper (adj) - gtk_adjustment_get_page_size (adj);
+  double end = gtk_adjustment_get_upper (adj) - gtk_adjustment_get_page_size (adj);
+  GtkWidget *target = g_object_get_data (G_OBJECT (widget), "gb-target");
+  graphene_point_t at;
+  /* Relative to the content box (the viewport's own origin moves with the scroll). */
+  if (target != NULL && gtk_widget_compute_point (target, gtk_widget_get_parent (target), &GRAPHENE_POINT_INIT (0, 0), &at))
+    end = MIN (end, MAX (0, at.y - 8));
   int settled = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (widget), "gb-settled"));
 
   if (gtk_adjustment_get_value (adj) != end || end <= 0)
@@ -592,7 +1235,33 @@ audit_done_cb (GObject      *source,
       finish_automation (self, 1);
       return;
     }
+  if (job->steering != NULL)
+    {
+      /* The second pass, with the vector. */
+      g_clear_pointer (&self->audit_steered, gb_audit_free);
+      self->audit_steered = g_steal_pointer (&audit);
+      g_autofree char *pos = label_word (self, TRUE);
+      g_autofree char *desc = steering_description (self, job->steering, NULL);
+      g_autofree char *msg = g_strdup_printf ("With the steering vector (block %u × %g): the %s rate gap moves from %.1f to "
+                                              "%.1f percentage points.",
+                                              job->steering->vec->layers[0].layer, job->steering->iv[0].multiplier, pos,
+                                              self->audit ? 100 * self->audit->gap : NAN, 100 * self->audit_steered->gap);
+      gtk_label_set_text (self->audit_gap_label, msg);
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->audit_gap_label), desc);
+      g_free (self->steer_desc);
+      self->steer_desc = g_steal_pointer (&desc);
+      gtk_label_set_text (self->audit_progress_label, msg);
+      redraw (self);
+      if (self->done != NULL)
+        {
+          g_object_set_data (G_OBJECT (self->results_scroll), "gb-target", NULL);
+          gtk_widget_add_tick_callback (GTK_WIDGET (self->results_scroll), scroll_to_end_cb, self, NULL);
+        }
+      return;
+    }
   g_clear_pointer (&self->audit, gb_audit_free);
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  gtk_label_set_text (self->audit_gap_label, "");
   self->audit = g_steal_pointer (&audit);
   g_autofree char *pos = label_word (self, TRUE);
   g_autofree char *msg = g_strdup_printf ("%u records: %s rate gap %.1f percentage points between groups of “%s”.",
@@ -601,22 +1270,37 @@ audit_done_cb (GObject      *source,
   gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), TRUE);
   gtk_stack_set_visible_child_name (self->result_stack, "result");
   redraw (self);
+  g_autoptr (GError) st_error = NULL;
+  Steering *st = current_steering (self, &st_error);
+  if (st != NULL)
+    {
+      run_audit_with (self, st);
+      return;
+    }
+  if (st_error != NULL)
+    gtk_label_set_text (self->audit_gap_label, st_error->message);
   if (self->done != NULL)
     gtk_widget_add_tick_callback (GTK_WIDGET (self->results_scroll), scroll_to_end_cb, self, NULL);
 }
 
+/* The audit without interventions (@st NULL) or, owning @st, with them. */
 static void
-run_audit (GbExplainView *self)
+run_audit_with (GbExplainView *self,
+                Steering      *st)
 {
   g_autoptr (GError) error = NULL;
 
   if (self->explainer == NULL || self->audit_path == NULL)
-    return;
+    {
+      steering_free (st);
+      return;
+    }
   /* Reading a few thousand records is quick; deciding them is the work. */
   g_autoptr (GPtrArray) records = gb_application_load_all (gb_explainer_get_schema (self->explainer), self->audit_path, 0,
                                                            &error);
   if (records == NULL)
     {
+      steering_free (st);
       toast (self, error->message);
       finish_automation (self, 1);
       return;
@@ -627,8 +1311,17 @@ run_audit (GbExplainView *self)
   self->audit_cancellable = g_cancellable_new ();
   set_audit_busy (self, TRUE);
   gtk_progress_bar_set_fraction (self->audit_progress, 0);
-  gb_explainer_audit_async (self->explainer, records, *group ? group : "zip_group", NULL, 0, self->audit_cancellable,
-                            progress_cb, self->audit_progress_state, audit_done_cb, job_new (self));
+  gtk_label_set_text (self->audit_progress_label, st ? "Auditing with the steering vector" : "Auditing");
+  Job *job = job_new (self);
+  job->steering = st;
+  gb_explainer_audit_async (self->explainer, records, *group ? group : "zip_group", st ? st->iv : NULL, st ? st->n_iv : 0,
+                            self->audit_cancellable, progress_cb, self->audit_progress_state, audit_done_cb, job);
+}
+
+static void
+run_audit (GbExplainView *self)
+{
+  run_audit_with (self, NULL);
 }
 
 /* ---- Callbacks ---- */
@@ -657,6 +1350,20 @@ export_report (GbExplainView *self,
 {
   GbReportProvenance prov = { gb_model_get_path (self->model), self->schema_path, self->app_path,
                               self->audit ? self->audit_path : NULL, GB_VERSION, NULL, NULL, NULL };
+  if (self->have_steered || self->audit_steered)
+    {
+      prov.interventions = self->steer_desc;
+      prov.decision_steered = self->have_steered ? &self->steered : NULL;
+      prov.audit_steered = self->audit ? self->audit_steered : NULL;
+    }
+  if (self->sae_top != NULL)
+    {
+      prov.sae = self->sae_desc;
+      prov.sae_features = self->sae_top;
+      prov.sae_analysis = self->sae_analysis;
+      prov.sae_field = self->sae_field;
+      prov.sae_field_features = self->sae_field_top;
+    }
 
   if (self->explanation == NULL && self->audit == NULL)
     {
@@ -690,6 +1397,23 @@ open_response_cb (GbExplainView *self,
       g_autofree char *base = g_path_get_basename (path);
       gtk_label_set_text (self->audit_file_label, base);
     }
+  else if (path != NULL && g_str_equal (purpose, "vector"))
+    {
+      if (load_vector (self, path, &error))
+        {
+          drop_steered_audit (self);
+          run_diagnose (self, FALSE);
+        }
+      else
+        toast (self, error->message);
+    }
+  else if (path != NULL && g_str_equal (purpose, "sae"))
+    {
+      if (load_sae (self, path, &error))
+        run_diagnose (self, FALSE);
+      else
+        toast (self, error->message);
+    }
   else if (path != NULL && g_str_equal (purpose, "export"))
     {
       if (export_report (self, path, &error))
@@ -710,13 +1434,25 @@ choose_file (GbExplainView *self,
   const gboolean save = g_str_equal (purpose, "export");
   GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
 
+  const gboolean folder = g_str_equal (purpose, "sae");
+  const char *title = save ? "Export Report" : folder ? "Open SAE Folder" : g_str_equal (purpose, "vector") ? "Open Steering Vector"
+                                                                                                            : "Open Application";
   g_clear_object (&self->chooser);
-  self->chooser = gtk_file_chooser_native_new (save ? "Export Report" : "Open Application",
-                                               GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
-                                               save ? GTK_FILE_CHOOSER_ACTION_SAVE : GTK_FILE_CHOOSER_ACTION_OPEN,
+  self->chooser = gtk_file_chooser_native_new (title, GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
+                                               save     ? GTK_FILE_CHOOSER_ACTION_SAVE
+                                               : folder ? GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER
+                                                        : GTK_FILE_CHOOSER_ACTION_OPEN,
                                                save ? "_Export" : "_Open", "_Cancel");
   g_autoptr (GtkFileFilter) filter = gtk_file_filter_new ();
-  if (save)
+  if (folder)
+    gtk_file_filter_add_mime_type (filter, "inode/directory");
+  else if (g_str_equal (purpose, "vector"))
+    {
+      gtk_file_filter_set_name (filter, "Steering vectors (JSON, llama.cpp GGUF)");
+      gtk_file_filter_add_pattern (filter, "*.json");
+      gtk_file_filter_add_pattern (filter, "*.gguf");
+    }
+  else if (save)
     {
       gtk_file_filter_set_name (filter, "PDF document");
       gtk_file_filter_add_pattern (filter, "*.pdf");
@@ -737,6 +1473,8 @@ choose_file (GbExplainView *self,
 static void open_clicked_cb (GbExplainView *self) { choose_file (self, "open"); }
 static void audit_file_clicked_cb (GbExplainView *self) { choose_file (self, "audit"); }
 static void export_clicked_cb (GbExplainView *self) { choose_file (self, "export"); }
+static void vector_open_clicked_cb (GbExplainView *self) { choose_file (self, "vector"); }
+static void sae_open_clicked_cb (GbExplainView *self) { choose_file (self, "sae"); }
 static void cancel_clicked_cb (GbExplainView *self) { g_cancellable_cancel (self->explain_cancellable); }
 static void audit_cancel_clicked_cb (GbExplainView *self) { g_cancellable_cancel (self->audit_cancellable); }
 
@@ -871,6 +1609,74 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (box), switcher);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->mode_stack));
 
+  self->steer_heading = heading ("Steering");
+  gtk_box_append (GTK_BOX (box), self->steer_heading);
+  gtk_box_append (GTK_BOX (box), note ("Decide again with a steering vector added to one block's output at every "
+                                       "position; the audit then runs with and without it."));
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->vec_label = GTK_LABEL (gtk_label_new ("No vector"));
+  gtk_label_set_ellipsize (self->vec_label, PANGO_ELLIPSIZE_MIDDLE);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->vec_label), TRUE);
+  gtk_label_set_xalign (self->vec_label, 0);
+  GtkWidget *vopen = gtk_button_new_from_icon_name ("document-open-symbolic");
+  gtk_widget_set_tooltip_text (vopen, "Open a steering vector (glassbox-cli steer train JSON, or a llama.cpp GGUF)");
+  g_signal_connect_swapped (vopen, "clicked", G_CALLBACK (vector_open_clicked_cb), self);
+  set_a11y_label (vopen, "Open a steering vector");
+  self->vec_clear = GTK_BUTTON (gtk_button_new_from_icon_name ("edit-clear-symbolic"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->vec_clear), "Stop steering");
+  gtk_widget_set_sensitive (GTK_WIDGET (self->vec_clear), FALSE);
+  set_a11y_label (self->vec_clear, "Stop steering");
+  g_signal_connect_swapped (self->vec_clear, "clicked", G_CALLBACK (vector_clear_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->vec_label));
+  gtk_box_append (GTK_BOX (row), vopen);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->vec_clear));
+  gtk_box_append (GTK_BOX (box), row);
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->vec_train = GTK_BUTTON (gtk_button_new_with_mnemonic ("_Train from the Zip-Neutral Pairs"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->vec_train), "Mean difference of the bundled zip-neutral pairs at the "
+                                                             "chosen block, on a worker thread");
+  gtk_widget_set_hexpand (GTK_WIDGET (self->vec_train), TRUE);
+  g_signal_connect_swapped (self->vec_train, "clicked", G_CALLBACK (train_clicked_cb), self);
+  self->train_cancel = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
+  g_signal_connect_swapped (self->train_cancel, "clicked", G_CALLBACK (train_cancel_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->vec_train));
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->train_cancel));
+  gtk_box_append (GTK_BOX (box), row);
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *bl = gtk_label_new ("Block");
+  self->steer_block = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (0, 63, 1));
+  gtk_spin_button_set_value (self->steer_block, 4);
+  GtkWidget *ml = gtk_label_new ("Multiplier");
+  self->steer_mult = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (-20, 20, 0.5));
+  gtk_spin_button_set_digits (self->steer_mult, 1);
+  gtk_spin_button_set_value (self->steer_mult, 1);
+  set_a11y_label (self->steer_block, "Steered block");
+  set_a11y_label (self->steer_mult, "Steering multiplier");
+  g_signal_connect_swapped (self->steer_block, "value-changed", G_CALLBACK (steer_value_changed_cb), self);
+  g_signal_connect_swapped (self->steer_mult, "value-changed", G_CALLBACK (steer_value_changed_cb), self);
+  gtk_box_append (GTK_BOX (row), bl);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->steer_block));
+  gtk_box_append (GTK_BOX (row), ml);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->steer_mult));
+  gtk_box_append (GTK_BOX (box), row);
+  self->train_progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
+  self->train_label = GTK_LABEL (note (""));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->train_progress));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->train_label));
+
+  gtk_box_append (GTK_BOX (box), heading ("SAE Features"));
+  row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  self->sae_label = GTK_LABEL (gtk_label_new ("No SAE for this model"));
+  gtk_label_set_ellipsize (self->sae_label, PANGO_ELLIPSIZE_MIDDLE);
+  gtk_widget_set_hexpand (GTK_WIDGET (self->sae_label), TRUE);
+  gtk_label_set_xalign (self->sae_label, 0);
+  GtkWidget *sopen = gtk_button_new_with_mnemonic ("Open _SAE…");
+  gtk_widget_set_tooltip_text (sopen, "Open a sparse autoencoder folder (SAELens layout) for this model");
+  g_signal_connect_swapped (sopen, "clicked", G_CALLBACK (sae_open_clicked_cb), self);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->sae_label));
+  gtk_box_append (GTK_BOX (row), sopen);
+  gtk_box_append (GTK_BOX (box), row);
+
   gtk_box_append (GTK_BOX (box), heading ("Audit"));
   gtk_box_append (GTK_BOX (box), note ("Decide every record of a JSONL or CSV file and compare approval rates between "
                                        "groups, with a confusion table against the records' own labels."));
@@ -911,6 +1717,7 @@ build_sidebar (GbExplainView *self)
   GtkWidget *scroll = gtk_scrolled_window_new ();
   gtk_scrolled_window_set_policy (GTK_SCROLLED_WINDOW (scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
   gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroll), box);
+  self->sidebar_scroll = GTK_SCROLLED_WINDOW (scroll);
   gtk_widget_set_size_request (scroll, SIDEBAR_W, -1);
   gtk_widget_set_hexpand (scroll, FALSE);
   return scroll;
@@ -940,7 +1747,19 @@ build_results (GbExplainView *self)
   gtk_widget_set_valign (GTK_WIDGET (self->export_button), GTK_ALIGN_START);
   gtk_widget_set_sensitive (GTK_WIDGET (self->export_button), FALSE);
   g_signal_connect_swapped (self->export_button, "clicked", G_CALLBACK (export_clicked_cb), self);
+  self->steer_box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  gtk_widget_set_hexpand (self->steer_box, TRUE);
+  self->steer_decision_label = GTK_LABEL (gtk_label_new (""));
+  gtk_widget_add_css_class (GTK_WIDGET (self->steer_decision_label), "title-2");
+  gtk_label_set_xalign (self->steer_decision_label, 0);
+  self->steer_prob_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_xalign (self->steer_prob_label, 0);
+  gtk_label_set_selectable (self->steer_prob_label, TRUE);
+  gtk_box_append (GTK_BOX (self->steer_box), GTK_WIDGET (self->steer_decision_label));
+  gtk_box_append (GTK_BOX (self->steer_box), GTK_WIDGET (self->steer_prob_label));
+  gtk_widget_set_visible (self->steer_box, FALSE);
   gtk_box_append (GTK_BOX (top), dec);
+  gtk_box_append (GTK_BOX (top), self->steer_box);
   gtk_box_append (GTK_BOX (top), GTK_WIDGET (self->export_button));
   gtk_box_append (GTK_BOX (box), top);
 
@@ -993,9 +1812,45 @@ build_results (GbExplainView *self)
   self->attention_area = figure (self, 2);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->attention_area));
 
+  self->sae_heading = heading ("SAE features at the decision position");
+  self->sae_note = GTK_LABEL (note (""));
+  self->sae_list = GTK_LIST_BOX (gtk_list_box_new ());
+  self->sae_field_list = GTK_LIST_BOX (gtk_list_box_new ());
+  self->sae_field_row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+  GtkWidget *fl = gtk_label_new ("Strongest over the tokens of the field");
+  gtk_widget_add_css_class (fl, "heading");
+  self->sae_field_names = gtk_string_list_new (NULL);
+  self->sae_field_dd = GTK_DROP_DOWN (gtk_drop_down_new (G_LIST_MODEL (g_object_ref (self->sae_field_names)), NULL));
+  g_signal_connect_swapped (self->sae_field_dd, "notify::selected", G_CALLBACK (sae_field_changed_cb), self);
+  set_a11y_label (self->sae_field_dd, "Field whose tokens the SAE features are read over");
+  gtk_box_append (GTK_BOX (self->sae_field_row), fl);
+  gtk_box_append (GTK_BOX (self->sae_field_row), GTK_WIDGET (self->sae_field_dd));
+  gtk_widget_set_margin_top (self->sae_field_row, 6);
+  for (GtkListBox **l = (GtkListBox *[]) { self->sae_list, self->sae_field_list }, **end = l + 2; l < end; l++)
+    {
+      gtk_list_box_set_selection_mode (*l, GTK_SELECTION_NONE);
+      gtk_widget_add_css_class (GTK_WIDGET (*l), "card");
+    }
+  gtk_box_append (GTK_BOX (box), self->sae_heading);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->sae_note));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->sae_list));
+  gtk_box_append (GTK_BOX (box), self->sae_field_row);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->sae_field_list));
+  gtk_widget_set_visible (self->sae_heading, FALSE);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_note), FALSE);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_list), FALSE);
+  gtk_widget_set_visible (self->sae_field_row, FALSE);
+  gtk_widget_set_visible (GTK_WIDGET (self->sae_field_list), FALSE);
+
   gtk_box_append (GTK_BOX (box), heading ("Audit"));
   self->audit_area = figure (self, 3);
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_area));
+  self->audit_gap_label = GTK_LABEL (gtk_label_new (""));
+  gtk_label_set_wrap (self->audit_gap_label, TRUE);
+  gtk_label_set_xalign (self->audit_gap_label, 0);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_gap_label));
+  self->audit_steered_area = figure (self, 4);
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->audit_steered_area));
 
   GtkWidget *scroll = gtk_scrolled_window_new ();
   self->results_scroll = GTK_SCROLLED_WINDOW (scroll);
@@ -1069,8 +1924,12 @@ gb_explain_view_dispose (GObject *object)
 
   g_cancellable_cancel (self->explain_cancellable);
   g_cancellable_cancel (self->audit_cancellable);
+  g_cancellable_cancel (self->train_cancellable);
+  g_cancellable_cancel (self->diag_cancellable);
   g_clear_object (&self->explain_cancellable);
   g_clear_object (&self->audit_cancellable);
+  g_clear_object (&self->train_cancellable);
+  g_clear_object (&self->diag_cancellable);
   g_clear_object (&self->chooser);
   g_signal_handlers_disconnect_by_data (adw_style_manager_get_default (), self);
   G_OBJECT_CLASS (gb_explain_view_parent_class)->dispose (object);
@@ -1087,9 +1946,23 @@ gb_explain_view_finalize (GObject *object)
   g_clear_pointer (&self->retired, g_ptr_array_unref);
   g_clear_pointer (&self->model, gb_model_unref);
   g_clear_pointer (&self->entries, g_ptr_array_unref);
+  g_clear_object (&self->sae_field_names);
   g_clear_pointer (&self->sample_paths, g_ptr_array_unref);
   g_clear_pointer (&self->explain_progress, progress_release);
   g_clear_pointer (&self->audit_progress_state, progress_release);
+  g_clear_pointer (&self->train_state, progress_release);
+  g_clear_pointer (&self->vector, gb_steer_vector_free);
+  g_clear_pointer (&self->sae, gb_sae_free);
+  g_clear_pointer (&self->sae_analysis, gb_sae_analysis_free);
+  g_clear_pointer (&self->sae_top, g_array_unref);
+  g_clear_pointer (&self->sae_field_top, g_array_unref);
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  g_free (self->vector_path);
+  g_free (self->sae_dir);
+  g_free (self->sae_field);
+  g_free (self->steer_desc);
+  g_free (self->sae_desc);
+  g_free (self->pending_pairs);
   g_free (self->schema_path);
   g_free (self->app_path);
   g_free (self->audit_path);
@@ -1103,6 +1976,9 @@ gb_explain_view_class_init (GbExplainViewClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = gb_explain_view_dispose;
   G_OBJECT_CLASS (klass)->finalize = gb_explain_view_finalize;
+  /* The user asked to see an SAE feature: (SAE folder, feature index). */
+  g_signal_new ("open-feature", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                G_TYPE_STRING, G_TYPE_INT);
 }
 
 static void
@@ -1119,8 +1995,10 @@ gb_explain_view_init (GbExplainView *self)
   adw_bin_set_child (ADW_BIN (self), paned);
   self->explain_progress = progress_new (self->progress, self->progress_label);
   self->audit_progress_state = progress_new (self->audit_progress, self->audit_progress_label);
+  self->train_state = progress_new (self->train_progress, self->train_label);
   set_busy (self, FALSE);
   set_audit_busy (self, FALSE);
+  set_train_busy (self, FALSE);
   load_samples (self);
   g_signal_connect_swapped (adw_style_manager_get_default (), "notify::dark", G_CALLBACK (dark_changed_cb), self);
 }
@@ -1168,9 +2046,68 @@ gb_explain_view_set_model (GbExplainView *self,
           adw_status_page_set_description (self->empty_page, desc);
         }
     }
+  /* Vectors and SAEs belong to a model. */
+  g_cancellable_cancel (self->train_cancellable);
+  g_cancellable_cancel (self->diag_cancellable);
+  set_vector (self, NULL, NULL, FALSE);
+  g_clear_pointer (&self->sae, gb_sae_free);
+  g_clear_pointer (&self->sae_analysis, gb_sae_analysis_free);
+  g_clear_pointer (&self->sae_top, g_array_unref);
+  g_clear_pointer (&self->sae_field_top, g_array_unref);
+  g_clear_pointer (&self->audit_steered, gb_audit_free);
+  g_clear_pointer (&self->sae_dir, g_free);
+  self->have_steered = FALSE;
+  gtk_label_set_text (self->sae_label, "No SAE for this model");
+  gtk_label_set_text (self->audit_gap_label, "");
+  if (model != NULL)
+    {
+      gtk_spin_button_set_range (self->steer_block, 0, gb_model_get_config (model)->n_layer - 1);
+      gtk_spin_button_set_value (self->steer_block, MIN (4, gb_model_get_config (model)->n_layer - 1));
+      g_autofree char *bundled = gb_features_view_bundled_sae (model);
+      g_autoptr (GError) sae_error = NULL;
+      if (bundled != NULL && !load_sae (self, bundled, &sae_error))
+        g_debug ("bundled SAE %s does not fit: %s", bundled, sae_error->message);
+    }
+  show_diagnosis (self);
   rebuild_form (self);
   set_busy (self, FALSE);
   set_audit_busy (self, FALSE);
+  set_train_busy (self, FALSE);
+}
+
+void
+gb_explain_view_automate_steering (GbExplainView *self,
+                                   const char    *vector,
+                                   const char    *pairs,
+                                   int            block,
+                                   double         multiplier,
+                                   const char    *sae_dir,
+                                   const char    *sae_field)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (GB_IS_EXPLAIN_VIEW (self));
+  if (block >= 0)
+    gtk_spin_button_set_value (self->steer_block, block);
+  gtk_spin_button_set_value (self->steer_mult, multiplier);
+  self->show_sae = sae_dir != NULL || sae_field != NULL;
+  if (sae_dir != NULL && !load_sae (self, sae_dir, &error))
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      g_clear_error (&error);
+    }
+  if (vector != NULL && !load_vector (self, vector, &error))
+    g_printerr ("glassbox: %s\n", error->message);
+  g_free (self->pending_pairs);
+  self->pending_pairs = vector == NULL ? g_strdup (pairs) : NULL;
+  for (guint i = 0; sae_field && i < g_list_model_get_n_items (G_LIST_MODEL (self->sae_field_names)); i++)
+    if (g_str_equal (gtk_string_list_get_string (self->sae_field_names, i), sae_field))
+      {
+        g_signal_handlers_block_by_func (self->sae_field_dd, sae_field_changed_cb, self);
+        gtk_drop_down_set_selected (self->sae_field_dd, i);
+        g_signal_handlers_unblock_by_func (self->sae_field_dd, sae_field_changed_cb, self);
+        self->sae_field_chosen = TRUE;
+      }
 }
 
 void
@@ -1223,5 +2160,30 @@ gb_explain_view_automate (GbExplainView *self,
           g_signal_handlers_unblock_by_func (self->samples, sample_selected_cb, self);
         }
     }
+  if (self->pending_pairs != NULL)
+    {
+      g_autofree char *pairs = g_steal_pointer (&self->pending_pairs);
+      self->explain_after_train = TRUE;
+      start_training (self, pairs);
+      return;
+    }
   run_explain (self);
+}
+
+void
+gb_explain_view_reload_sae_descriptions (GbExplainView *self)
+{
+  g_return_if_fail (GB_IS_EXPLAIN_VIEW (self));
+  if (self->sae == NULL)
+    return;
+  g_clear_pointer (&self->sae_analysis, gb_sae_analysis_free);
+  self->sae_analysis = gb_explain_sae_descriptions (self->sae);
+  show_diagnosis (self);
+}
+
+const char *
+gb_explain_view_get_sae_dir (GbExplainView *self)
+{
+  g_return_val_if_fail (GB_IS_EXPLAIN_VIEW (self), NULL);
+  return self->sae != NULL ? self->sae_dir : NULL;
 }

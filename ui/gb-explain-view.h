@@ -28,4 +28,27 @@ void       gb_explain_view_automate (GbExplainView *self,
                                      void         (*done) (gpointer data, int status),
                                      gpointer       data);
 
+/* Unattended: steer with the vector in @vector or, when NULL and @pairs is
+ * not, one trained from @pairs on a worker before explaining (NULL, NULL:
+ * no steering); at @block (-1: keep) and @multiplier; list the features of
+ * the SAE in @sae_dir (NULL: the bundled one for the model, if any), and
+ * over the tokens of @sae_field (NULL: the largest occlusion). Call
+ * before gb_explain_view_automate. */
+void       gb_explain_view_automate_steering (GbExplainView *self,
+                                              const char    *vector,
+                                              const char    *pairs,
+                                              int            block,
+                                              double         multiplier,
+                                              const char    *sae_dir,
+                                              const char    *sae_field);
+
+/* Reads the SAE's feature cache again (the Features view may have built it). */
+void       gb_explain_view_reload_sae_descriptions (GbExplainView *self);
+
+/* The SAE folder whose features are listed, or NULL. */
+const char *gb_explain_view_get_sae_dir (GbExplainView *self);
+
+/* Signal "open-feature" (const char *sae_dir, int index): the user asked to
+ * see an SAE feature in the Features view. */
+
 G_END_DECLS

@@ -649,6 +649,57 @@ fill_thumbnails (GbWindow  *self,
   gtk_flow_box_invalidate_sort (self->heads_box);
 }
 
+static gboolean screenshot_cb (gpointer data);
+static void open_feature_failed_cb (GbWindow *self, const char *message);
+
+/* "Open" on a feature in the Explain view: the Features view, that SAE,
+ * that feature. */
+static void
+open_feature_ready_cb (GbWindow *self)
+{
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
+  const int index = GPOINTER_TO_INT (g_object_steal_data (G_OBJECT (self), "gb-open-feature")) - 1;
+  if (index >= 0)
+    gb_features_view_select (self->features_view, index);
+  /* Opening the SAE there builds its feature cache: the descriptions. */
+  gb_explain_view_reload_sae_descriptions (self->explain_view);
+  if (self->automation != NULL && g_strcmp0 (self->automation->view, "explain") == 0)
+    {
+      if (self->automation->screenshot)
+        g_timeout_add (300, screenshot_cb, self);
+      else
+        automation_done (self, 0);
+    }
+}
+
+static void
+open_feature_failed_cb (GbWindow   *self,
+                        const char *message)
+{
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
+  if (self->automation != NULL && g_strcmp0 (self->automation->view, "explain") == 0)
+    {
+      g_printerr ("glassbox: %s\n", message);
+      automation_done (self, 1);
+    }
+}
+
+static void
+explain_open_feature_cb (GbWindow   *self,
+                         const char *sae_dir,
+                         int         index)
+{
+  adw_view_stack_set_visible_child_name (self->stack, "features");
+  g_object_set_data (G_OBJECT (self), "gb-open-feature", GINT_TO_POINTER (index + 1));
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_ready_cb, self);
+  g_signal_handlers_disconnect_by_func (self->features_view, open_feature_failed_cb, self);
+  g_signal_connect_swapped (self->features_view, "ready", G_CALLBACK (open_feature_ready_cb), self);
+  g_signal_connect_swapped (self->features_view, "failed", G_CALLBACK (open_feature_failed_cb), self);
+  gb_features_view_open (self->features_view, sae_dir, NULL);
+}
+
 static void
 apply_automation (GbWindow *self);
 
@@ -1096,11 +1147,22 @@ run_steering_demo (GbWindow *self)
   return TRUE;
 }
 
+static void explain_open_feature_cb (GbWindow *self, const char *sae_dir, int index);
+
 static void
 explain_automation_done (gpointer data,
                          int      status)
 {
   GbWindow *self = data;
+
+  /* --feature N: then "Open" on that feature, as a click would. */
+  const char *sae_dir = gb_explain_view_get_sae_dir (self->explain_view);
+  if (status == 0 && self->automation->feature >= 0 && sae_dir != NULL)
+    {
+      g_autofree char *dir = g_strdup (sae_dir);
+      explain_open_feature_cb (self, dir, self->automation->feature);
+      return;
+    }
 
   if (status == 0 && self->automation->screenshot)
     g_timeout_add (300, screenshot_cb, self);
@@ -1121,6 +1183,17 @@ apply_automation (GbWindow *self)
     {
       GtkWidget *stack = gtk_widget_get_ancestor (GTK_WIDGET (self->explain_view), ADW_TYPE_VIEW_STACK);
       adw_view_stack_set_visible_child_name (ADW_VIEW_STACK (stack), "explain");
+      if (a->steer_vector || a->steer_pairs || a->sae || a->sae_field)
+        {
+          g_autofree char *pairs = NULL;
+          if (a->steer_pairs && !g_file_test (a->steer_pairs, G_FILE_TEST_EXISTS))
+            pairs = g_strdup_printf ("%s/pairs/%s.json", gb_data_dir (), a->steer_pairs);
+          else
+            pairs = g_strdup (a->steer_pairs);
+          int block = a->steer_layers && *a->steer_layers ? atoi (a->steer_layers) : -1;
+          gb_explain_view_automate_steering (self->explain_view, a->steer_vector, pairs, block, a->steer_multiplier, a->sae,
+                                             a->sae_field);
+        }
       gb_explain_view_automate (self->explain_view, a->application, a->audit, a->report, explain_automation_done, self);
       return;
     }
@@ -1456,6 +1529,7 @@ gb_window_init (GbWindow *self)
   g_autoptr (GSettingsSchema) schema = source ? g_settings_schema_source_lookup (source, "org.glassbox.Glassbox", TRUE) : NULL;
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  g_signal_connect_swapped (self->explain_view, "open-feature", G_CALLBACK (explain_open_feature_cb), self);
   {
     GtkListItemFactory *factory = gtk_signal_list_item_factory_new ();
     self->token_list = gtk_string_list_new (NULL);

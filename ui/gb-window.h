@@ -46,6 +46,8 @@ typedef struct
   char  *application;  /* explain view: the application to explain */
   char  *audit;        /* explain view: records to audit */
   char  *report;       /* explain view: write the PDF report there */
+  char  *sae_field;    /* explain view: SAE features over this field's tokens */
+  char  *steer_vector; /* explain view: steer with this vector file (or train on @steer_pairs) */
 } GbAutomation;
 
 /* The model the window opens first: $GLASSBOX_MODEL, else the bundled one. */

@@ -17,6 +17,10 @@ numpy implementation.
    replaces the hook's activations (tests/reference/gpt2_ref.py).
 4. The files Glassbox writes are SAELens v6: the cfg fields, and the tensors
    read back by this file's own safetensors reader.
+5. Explain's SAE features (glassbox-cli explain --sae): the activations at
+   the decision position, and their maxima over a field's tokens, equal this
+   file's encoder applied to the engine's own residual dump
+   (glassbox-cli run --dump) at those tokens.
 
 Output is TAP; exit status 1 on any failure.
 """
@@ -388,6 +392,80 @@ def written_check(root):
     check("files: SAELens v6 cfg.json, tensor names and shapes, log10 sparsity", not bad, bad)
 
 
+# ---------------------------------------------------------------------------
+# 5. Explain: SAE features at the decision position
+
+
+def explain_check(cli, root):
+    model = os.path.join(root, "model")
+    if not os.path.isdir(model):
+        check("explain: the splice model exists", False)
+        return
+    rng = np.random.default_rng(21)
+    schema = os.path.join(root, "schema.json")
+    with open(schema, "w") as f:
+        json.dump({"template": "Applicant: {name}\nZip: {zip}\nIncome: {income}\nDecision:",
+                   "labels": {"positive": " approved", "negative": " rejected"},
+                   "fields": [{"name": "name"}, {"name": "zip"}, {"name": "income", "type": "integer"}]}, f)
+    text = "Applicant: Maria Lopez\nZip: 40172\nIncome: 52000\nDecision:"
+    dump = os.path.join(root, "explain-dump")
+    r = subprocess.run([cli, "run", "--model", model, "--text", text, "--dump", dump], capture_output=True, text=True)
+    if r.returncode != 0:
+        check("explain: run --dump", False, [r.stderr.strip()])
+        return
+    cases = [
+        ("topk k=8 at blocks.1.hook_resid_post, normalised and centred", "topk", 8, "blocks.1.hook_resid_post",
+         "resid_post.npy", 1, True, True),
+        ("standard at blocks.0.hook_resid_pre", "standard", 0, "blocks.0.hook_resid_pre", "resid_pre.npy", 0, False, False),
+    ]
+    for i, (name, kind, k, hook, npy, layer, norm, center) in enumerate(cases):
+        sae_dir = os.path.join(root, "explain-sae-%d" % i)
+        p = random_sae(rng, 32, 80)
+        p["W_enc"] *= 3
+        stats = None
+        if norm:
+            stats = {"mean": ref.quantize(0.1 * rng.standard_normal(32), "f32"),
+                     "std": ref.quantize(0.5 + rng.random(32), "f32")}
+        p = write_sae(sae_dir, p, kind, k, hook, extra_meta={"center": center}, norm=stats)
+        r = subprocess.run([cli, "explain", "--model", model, "--schema", schema, "--text", text, "--sae", sae_dir,
+                            "--sae-field", "zip", "--sae-top", "1000", "--no-token-occlusion", "--ig-steps", "2", "--json"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            check("explain: %s" % name, False, [r.stderr.strip()])
+            continue
+        got = json.loads(r.stdout)
+        acts = np.load(os.path.join(dump, npy)).astype(np.float64)[layer]
+        tokens = [t["id"] for t in got["tokens"]]
+        with open(os.path.join(dump, "tokens.json")) as f:
+            dumped = json.load(f)
+        dumped_ids = dumped["tokens"]
+        bad = []
+        if tokens != list(dumped_ids):
+            bad.append("explain's tokens differ from run's: %r vs %r" % (tokens, dumped_ids))
+        x = acts.copy()
+        if center:
+            x = x - x.mean(1, keepdims=True)
+        if stats:
+            x = (x - stats["mean"]) / stats["std"]
+        _, z = encode(p, x, kind, k, True)
+        zip_field = [f["name"] for f in got["fields"]].index("zip")
+        span = [t for t, tok in enumerate(got["tokens"]) if tok["field"] == zip_field]
+        for key, want in (("features", z[-1]), ("field_features", z[span].max(0))):
+            listed = {f["index"]: f["activation"] for f in got["sae"][key]}
+            nz = {j: float(want[j]) for j in np.nonzero(want > 0)[0]}
+            if set(listed) != set(nz):
+                bad.append("%s: engine lists %d features, numpy finds %d active (%r)" %
+                           (key, len(listed), len(nz), sorted(set(listed) ^ set(nz))[:8]))
+                continue
+            err = max(abs(listed[j] - v) for j, v in nz.items()) / max(max(nz.values(), default=1), 1e-30)
+            if not err <= TOL_REL:
+                bad.append("%s: max rel error %.2e" % (key, err))
+            order = [f["index"] for f in got["sae"][key]]
+            if [listed[j] for j in order] != sorted(listed.values(), reverse=True):
+                bad.append("%s: not sorted by activation" % key)
+        check("explain: %s, at the decision token and over the zip field's %d tokens" % (name, len(span)), not bad, bad)
+
+
 def main(argv):
     if len(argv) != 3:
         print("usage: test_sae.py GLASSBOX-CLI SAE-STEP", file=sys.stderr)
@@ -399,6 +477,7 @@ def main(argv):
         step_check(step_exe, root)
         splice_check(cli, root)
         written_check(root)
+        explain_check(cli, root)
     finally:
         if not os.environ.get("GLASSBOX_REF_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
