@@ -11,6 +11,7 @@
 #include <glassbox-engine.h>
 
 #include "gb-attention-grid.h"
+#include "gb-explain-view.h"
 #include "gb-window.h"
 
 static gboolean
@@ -244,6 +245,45 @@ test_close_while_loading (void)
     }
 }
 
+static GtkWidget *
+find_type (GtkWidget *w,
+           GType      type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
+    return w;
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_type (c, type);
+      if (found)
+        return found;
+    }
+  return NULL;
+}
+
+/* The Explain view's "Edit the Pairs in the Steering View" shows the
+ * Steering view with the zip-neutral pairs. */
+static void
+test_explain_links_steering (void)
+{
+  g_autoptr (AdwApplication) app = adw_application_new ("org.glassbox.A11yTest3", G_APPLICATION_NON_UNIQUE);
+  g_assert_true (g_application_register (G_APPLICATION (app), NULL, NULL));
+  GbWindow *win = gb_window_new (app);
+  GtkWidget *explain = find_type (GTK_WIDGET (win), GB_TYPE_EXPLAIN_VIEW);
+  AdwViewStack *stack = ADW_VIEW_STACK (find_type (GTK_WIDGET (win), ADW_TYPE_VIEW_STACK));
+
+  g_assert_nonnull (explain);
+  g_assert_nonnull (stack);
+  g_assert_cmpstr (adw_view_stack_get_visible_child_name (stack), !=, "steering");
+  g_signal_emit_by_name (explain, "open-steering", "zip-neutral-loans");
+  g_assert_cmpstr (adw_view_stack_get_visible_child_name (stack), ==, "steering");
+  GtkWidget *steering = adw_view_stack_get_visible_child (stack);
+  GtkDropDown *sets = GTK_DROP_DOWN (find_type (steering, GTK_TYPE_DROP_DOWN));
+  GObject *item = gtk_drop_down_get_selected_item (sets);
+  g_assert_nonnull (item);
+  g_assert_cmpstr (gtk_string_object_get_string (GTK_STRING_OBJECT (item)), ==, "zip-neutral-loans");
+  gtk_window_destroy (GTK_WINDOW (win));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -254,5 +294,6 @@ main (int    argc,
   g_test_add_func ("/ui/a11y/grid", test_grid_accessible);
   g_test_add_func ("/ui/a11y/grid-rtl", test_grid_rtl);
   g_test_add_func ("/ui/window/close-while-loading", test_close_while_loading);
+  g_test_add_func ("/ui/window/explain-links-steering", test_explain_links_steering);
   return g_test_run ();
 }

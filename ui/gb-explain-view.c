@@ -1101,6 +1101,12 @@ start_training (GbExplainView *self,
 }
 
 static void
+open_steering_clicked_cb (GbExplainView *self)
+{
+  g_signal_emit_by_name (self, "open-steering", "zip-neutral-loans");
+}
+
+static void
 train_clicked_cb (GbExplainView *self)
 {
   g_autofree char *pairs = g_build_filename (gb_data_dir (), "pairs", "zip-neutral-loans.json", NULL);
@@ -1642,6 +1648,12 @@ build_sidebar (GbExplainView *self)
   gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->vec_train));
   gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->train_cancel));
   gtk_box_append (GTK_BOX (box), row);
+  GtkWidget *to_steering = gtk_button_new_with_mnemonic ("Edit the Pairs in the _Steering View");
+  gtk_widget_set_tooltip_text (to_steering, "Open the zip-neutral pairs in the Steering view: edit them, choose blocks "
+                                            "by their separation, compare steered continuations");
+  gtk_widget_add_css_class (to_steering, "flat");
+  g_signal_connect_swapped (to_steering, "clicked", G_CALLBACK (open_steering_clicked_cb), self);
+  gtk_box_append (GTK_BOX (box), to_steering);
   row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *bl = gtk_label_new ("Block");
   self->steer_block = GTK_SPIN_BUTTON (gtk_spin_button_new_with_range (0, 63, 1));
@@ -1979,6 +1991,9 @@ gb_explain_view_class_init (GbExplainViewClass *klass)
   /* The user asked to see an SAE feature: (SAE folder, feature index). */
   g_signal_new ("open-feature", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
                 G_TYPE_STRING, G_TYPE_INT);
+  /* The Steering view should open this bundled pair set (a name). */
+  g_signal_new ("open-steering", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+                G_TYPE_STRING);
 }
 
 static void

@@ -1740,6 +1740,14 @@ gb_steering_view_set_model (GbSteeringView *self,
     show_vector (self, self->vector ? gb_steer_vector_copy (self->vector) : NULL, gb_separation_chart_get_selection (self->chart));
 }
 
+gboolean
+gb_steering_view_select_pairs (GbSteeringView *self,
+                               const char     *name)
+{
+  g_return_val_if_fail (GB_IS_STEERING_VIEW (self), FALSE);
+  return select_bundled (self, name);
+}
+
 void
 gb_steering_view_run_demo (GbSteeringView       *self,
                            const GbSteeringDemo *demo,

@@ -17,6 +17,11 @@ GtkWidget *gb_steering_view_new (void);
 void       gb_steering_view_set_model (GbSteeringView *self,
                                        GbModel        *model);
 
+/* Shows the bundled pair set @name ("zip-neutral-loans"); FALSE when there
+ * is none. */
+gboolean   gb_steering_view_select_pairs (GbSteeringView *self,
+                                          const char     *name);
+
 /* Unattended run for tests and screenshots: load the bundled set @pairs
  * (a name such as "sentiment", or a file), train, steer @blocks (0 = the
  * best-separating block) at @multiplier, generate @n_tokens from @prompt in

@@ -687,6 +687,15 @@ open_feature_failed_cb (GbWindow   *self,
 }
 
 static void
+explain_open_steering_cb (GbWindow   *self,
+                          const char *pairs)
+{
+  adw_view_stack_set_visible_child_name (self->stack, "steering");
+  if (!gb_steering_view_select_pairs (self->steering_view, pairs))
+    toast (self, "The bundled pair set is missing");
+}
+
+static void
 explain_open_feature_cb (GbWindow   *self,
                          const char *sae_dir,
                          int         index)
@@ -1530,6 +1539,7 @@ gb_window_init (GbWindow *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
   g_signal_connect_swapped (self->explain_view, "open-feature", G_CALLBACK (explain_open_feature_cb), self);
+  g_signal_connect_swapped (self->explain_view, "open-steering", G_CALLBACK (explain_open_steering_cb), self);
   {
     GtkListItemFactory *factory = gtk_signal_list_item_factory_new ();
     self->token_list = gtk_string_list_new (NULL);
