@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "glassbox-test"
 
 #include <stdarg.h>
+#include <sys/wait.h>
 #include <glib/gstdio.h>
 
 #include "gb-test-util.h"
@@ -110,4 +111,37 @@ gb_test_write_model (const char *dir,
   gb_test_write_vocab (dir, gpt2_vocab);
   gb_model_write_random (dir, &shape, GB_DTYPE_F32, seed, &error);
   g_assert_no_error (error);
+}
+
+int
+gb_test_cliv (char  **out,
+              char  **err,
+              va_list args)
+{
+  const char *cli = g_getenv ("GLASSBOX_CLI");
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  const char *arg;
+  int status;
+
+  g_assert_nonnull (cli);
+  g_ptr_array_add (argv, (char *) cli);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, (char *) arg);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status, &error);
+  g_assert_no_error (error);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+gb_test_cli (char **out,
+             char **err,
+             ...)
+{
+  va_list args;
+  va_start (args, err);
+  int status = gb_test_cliv (out, err, args);
+  va_end (args);
+  return status;
 }

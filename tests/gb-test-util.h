@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
+#include <stdarg.h>
+
 #include <glassbox-engine.h>
 
 G_BEGIN_DECLS
@@ -9,6 +11,14 @@ G_BEGIN_DECLS
 char *gb_test_tmpdir (void);
 /* A path under a new temporary directory (removed at exit). */
 char *gb_test_tmp_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
+/* Runs $GLASSBOX_CLI with the NULL-terminated arguments; returns the exit
+ * status (128 + signal when killed) and its stdout and stderr. */
+int gb_test_cli (char **out,
+                 char **err,
+                 ...) G_GNUC_NULL_TERMINATED;
+int gb_test_cliv (char  **out,
+                  char  **err,
+                  va_list args);
 /* The folder holding GPT-2's encoder.json and vocab.bpe ($GLASSBOX_GPT2_VOCAB);
  * aborts the test if missing. */
 char *gb_test_gpt2_vocab_dir (void);

@@ -10,35 +10,13 @@
 
 static char *model_dir;
 
-static int
-cli (char **out,
-     char **err,
-     ...)
-{
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  va_list args;
-  const char *arg;
-  int status;
-
-  g_ptr_array_add (argv, (char *) g_getenv ("GLASSBOX_CLI"));
-  va_start (args, err);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status, &error);
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
-}
-
 static void
 test_heads_json (void)
 {
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_assert_cmpint (cli (&out, &err, "heads", "--model", model_dir, "--json", NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&out, &err, "heads", "--model", model_dir, "--json", NULL), ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
   JsonObject *root = json_node_get_object (json_parser_get_root (parser));
@@ -56,7 +34,7 @@ test_heads_json (void)
     }
   /* The table form has one line per head plus a header. */
   g_autofree char *table = NULL, *err2 = NULL;
-  g_assert_cmpint (cli (&table, &err2, "heads", "--model", model_dir, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&table, &err2, "heads", "--model", model_dir, NULL), ==, 0);
   g_auto (GStrv) lines = g_strsplit (g_strstrip (table), "\n", -1);
   g_assert_cmpuint (g_strv_length (lines), ==, 1 + 6);
 }
@@ -72,7 +50,7 @@ test_attention_outputs (void)
       g_autofree char *path = g_strdup_printf ("%s/a.%s", dir, exts[e]);
       g_autofree char *out = NULL, *err = NULL, *data = NULL;
       gsize len;
-      g_assert_cmpint (cli (&out, &err, "attention", "--model", model_dir, "--text", "Hello world", "--layer", "1",
+      g_assert_cmpint (gb_test_cli (&out, &err, "attention", "--model", model_dir, "--text", "Hello world", "--layer", "1",
                             "--head", "2", "--output", path, NULL), ==, 0);
       g_assert_cmpstr (err, ==, "");
       g_assert_true (g_file_get_contents (path, &data, &len, NULL));
@@ -95,16 +73,16 @@ test_attention_outputs (void)
   g_autofree char *p1 = g_strdup_printf ("%s/m.png", dir), *p2 = g_strdup_printf ("%s/m2.png", dir);
   g_autofree char *pa = g_strdup_printf ("%s/all.png", dir), *pr = g_strdup_printf ("%s/r.svg", dir);
   g_autofree char *o = NULL, *e = NULL;
-  g_assert_cmpint (cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--layer", "0", "--mean", "--output", p1, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--layer", "0", "--mean", "--output", p1, NULL), ==, 0);
   g_clear_pointer (&o, g_free);
   g_clear_pointer (&e, g_free);
-  g_assert_cmpint (cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--layer", "0", "--mean", "--scale", "2", "--output", p2, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--layer", "0", "--mean", "--scale", "2", "--output", p2, NULL), ==, 0);
   g_clear_pointer (&o, g_free);
   g_clear_pointer (&e, g_free);
-  g_assert_cmpint (cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--norm", "log", "--output", pr, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--norm", "log", "--output", pr, NULL), ==, 0);
   g_clear_pointer (&o, g_free);
   g_clear_pointer (&e, g_free);
-  g_assert_cmpint (cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--all-heads", "--output", pa, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o, &e, "attention", "--model", model_dir, "--text", "Hi", "--all-heads", "--output", pa, NULL), ==, 0);
   g_autofree char *b1 = NULL, *b2 = NULL;
   gsize l1, l2;
   g_assert_true (g_file_get_contents (p1, &b1, &l1, NULL) && g_file_get_contents (p2, &b2, &l2, NULL));
@@ -135,7 +113,7 @@ test_attention_errors (void)
     {
       g_autofree char *out = NULL, *err = NULL;
       const char *const *a = cases[c].args;
-      int status = cli (&out, &err, "attention", "--model", model_dir, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+      int status = gb_test_cli (&out, &err, "attention", "--model", model_dir, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
       g_test_message ("case %u: %s", c, err);
       g_assert_cmpint (status, ==, cases[c].status);
       g_assert_true (g_str_has_prefix (err, "glassbox-cli: error: "));
@@ -151,7 +129,7 @@ test_attention_force (void)
   g_autofree char *out = NULL, *err = NULL, *data = NULL;
 
   g_assert_true (g_file_set_contents (path, "earlier", -1, NULL));
-  g_assert_cmpint (cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--output", path, NULL), ==, 2);
+  g_assert_cmpint (gb_test_cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--output", path, NULL), ==, 2);
   g_assert_nonnull (strstr (err, "glassbox-cli: error: "));
   g_assert_nonnull (strstr (err, "keep.svg already exists (use --force"));
   g_assert_true (g_file_get_contents (path, &data, NULL, NULL));
@@ -159,7 +137,7 @@ test_attention_force (void)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_clear_pointer (&data, g_free);
-  g_assert_cmpint (cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--force", "--output", path, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&out, &err, "attention", "--model", model_dir, "--text", "Hi", "--rollout", "--force", "--output", path, NULL), ==, 0);
   g_assert_true (g_file_get_contents (path, &data, NULL, NULL));
   g_assert_true (g_str_has_prefix (data, "<?xml"));
 }

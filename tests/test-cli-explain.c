@@ -21,28 +21,6 @@
 
 static char *tiny_dir, *tiny_schema, *data_dir;
 
-static int
-cli (char **out,
-     char **err,
-     ...)
-{
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  va_list args;
-  const char *arg;
-  int status;
-
-  g_ptr_array_add (argv, (char *) g_getenv ("GLASSBOX_CLI"));
-  va_start (args, err);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status, &error);
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
-}
-
 static JsonObject *
 parse (JsonParser *parser,
        const char *json)
@@ -85,7 +63,7 @@ test_demo_proxy (void)
   g_autofree char *app = g_build_filename (data_dir, "applications", "sample-proxy-1.json", NULL);
   g_autofree char *pdf = gb_test_tmp_path ("proxy.pdf", NULL);
 
-  g_assert_cmpint (cli (&out, &err, "explain", "--application", app, "--json", "--output", pdf, "--ig-steps", "64",
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "--application", app, "--json", "--output", pdf, "--ig-steps", "64",
                         "--no-token-occlusion", NULL), ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *root = parse (parser, out);
@@ -146,7 +124,7 @@ test_demo_audit (void)
   g_autofree char *csv = g_build_filename (data_dir, "applications", "audit-loans.csv", NULL);
   g_autofree char *pdf = gb_test_tmp_path ("audit.pdf", NULL);
 
-  g_assert_cmpint (cli (&out, &err, "explain", "--audit", csv, "--group", "zip_group", "--json", "--output", pdf, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "--audit", csv, "--group", "zip_group", "--json", "--output", pdf, NULL), ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *root = parse (parser, out);
   JsonArray *groups = json_object_get_array_member (root, "groups");
@@ -188,15 +166,15 @@ test_demo_audit_steered (void)
   g_autofree char *vec = gb_test_tmp_path ("zip4.json", NULL);
   g_autofree char *gguf = gb_test_tmp_path ("zip4.gguf", NULL);
   g_autofree char *o0 = NULL, *e0 = NULL, *o1 = NULL, *e1 = NULL;
-  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
-  g_assert_cmpint (cli (&o1, &e1, "steer", "export", "--vector", vec, "--output", gguf, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o1, &e1, "steer", "export", "--vector", vec, "--output", gguf, NULL), ==, 0);
 
   double gaps[3][2];
   const char *files[3] = { vec, gguf, pairs };
   for (guint k = 0; k < 3; k++)
     {
       g_autofree char *out = NULL, *err = NULL;
-      g_assert_cmpint (cli (&out, &err, "explain", "--audit", csv, k < 2 ? "--steer" : "--steer-pairs", files[k], "--steer-layer",
+      g_assert_cmpint (gb_test_cli (&out, &err, "explain", "--audit", csv, k < 2 ? "--steer" : "--steer-pairs", files[k], "--steer-layer",
                             "4", "--json", NULL),
                        ==, 0);
       g_autoptr (JsonParser) parser = json_parser_new ();
@@ -223,22 +201,22 @@ test_demo_audit_steered (void)
 
   /* A multiplier of 0 leaves every decision as it was. */
   g_autofree char *out0 = NULL, *err0 = NULL;
-  g_assert_cmpint (cli (&out0, &err0, "explain", "--audit", csv, "--steer", vec, "--multiplier", "0", "--json", NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&out0, &err0, "explain", "--audit", csv, "--steer", vec, "--multiplier", "0", "--json", NULL), ==, 0);
   g_autoptr (JsonParser) p0 = json_parser_new ();
   JsonObject *r0 = parse (p0, out0);
   g_assert_cmpfloat (member_gap (r0), ==, member_gap (json_object_get_object_member (r0, "audit_steered")));
 
   g_autofree char *out2 = NULL, *err2 = NULL;
-  g_assert_cmpint (cli (&out2, &err2, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "9", NULL), ==, 2);
+  g_assert_cmpint (gb_test_cli (&out2, &err2, "explain", "--audit", csv, "--steer-pairs", pairs, "--steer-layer", "9", NULL), ==, 2);
   g_autofree char *out4 = NULL, *err4 = NULL;
-  g_assert_cmpint (cli (&out4, &err4, "explain", "--audit", csv, "--steer", vec, "--steer-pairs", pairs, NULL), ==, 2);
+  g_assert_cmpint (gb_test_cli (&out4, &err4, "explain", "--audit", csv, "--steer", vec, "--steer-pairs", pairs, NULL), ==, 2);
   g_autofree char *out5 = NULL, *err5 = NULL;
-  g_assert_cmpint (cli (&out5, &err5, "explain", "--audit", csv, "--steer", vec, "--steer-layer", "2", NULL), ==, 1);
+  g_assert_cmpint (gb_test_cli (&out5, &err5, "explain", "--audit", csv, "--steer", vec, "--steer-layer", "2", NULL), ==, 1);
   g_assert_nonnull (strstr (err5, "no block 2"));
   g_autofree char *bad = gb_test_tmp_path ("pairs.json", NULL);
   g_assert_true (g_file_set_contents (bad, "{\"pairs\": [{\"positive\": \"a\"}]}", -1, NULL));
   g_autofree char *out3 = NULL, *err3 = NULL;
-  g_assert_cmpint (cli (&out3, &err3, "explain", "--audit", csv, "--steer-pairs", bad, NULL), ==, 1);
+  g_assert_cmpint (gb_test_cli (&out3, &err3, "explain", "--audit", csv, "--steer-pairs", bad, NULL), ==, 1);
   g_assert_nonnull (strstr (err3, bad));
 }
 
@@ -252,10 +230,10 @@ test_demo_decision_steered (void)
   g_autofree char *vec = gb_test_tmp_path ("zip4-single.json", NULL);
   g_autofree char *pdf = gb_test_tmp_path ("steered.pdf", NULL);
   g_autofree char *o0 = NULL, *e0 = NULL;
-  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
+  g_assert_cmpint (gb_test_cli (&o0, &e0, "steer", "train", "--pairs", pairs, "--layers", "4", "--output", vec, NULL), ==, 0);
 
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--steer", vec, "--multiplier", "1", "--no-token-occlusion", "--ig-steps",
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "-a", app, "--steer", vec, "--multiplier", "1", "--no-token-occlusion", "--ig-steps",
                         "4", "--json", NULL),
                    ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -269,7 +247,7 @@ test_demo_decision_steered (void)
   g_assert_cmpfloat_with_epsilon (json_object_get_double_member (st, "p_positive"), 1 / (1 + exp (-after)), 1e-9);
 
   g_autofree char *out2 = NULL, *err2 = NULL;
-  g_assert_cmpint (cli (&out2, &err2, "explain", "-a", app, "--steer", vec, "--no-token-occlusion", "--ig-steps", "4", "-o", pdf,
+  g_assert_cmpint (gb_test_cli (&out2, &err2, "explain", "-a", app, "--steer", vec, "--no-token-occlusion", "--ig-steps", "4", "-o", pdf,
                         NULL),
                    ==, 0);
   g_assert_nonnull (strstr (out2, "With the steering vector:"));
@@ -291,19 +269,19 @@ test_mismatch_errors (void)
   g_assert_true (g_file_set_contents (tiny_pairs, "{\"pairs\": [{\"positive\": \"zip ok\", \"negative\": \"zip bad\"}, "
                                                   "{\"positive\": \"fine\", \"negative\": \"poor\"}]}", -1, NULL));
   g_autofree char *o0 = NULL, *e0 = NULL;
-  g_assert_cmpint (cli (&o0, &e0, "steer", "train", "--model", tiny_dir, "--pairs", tiny_pairs, "--layers", "1", "--output",
+  g_assert_cmpint (gb_test_cli (&o0, &e0, "steer", "train", "--model", tiny_dir, "--pairs", tiny_pairs, "--layers", "1", "--output",
                         tiny_vec, NULL),
                    ==, 0);
 
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--steer", tiny_vec, NULL), ==, 1);
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "-a", app, "--steer", tiny_vec, NULL), ==, 1);
   g_test_message ("%s", err);
   g_assert_true (g_str_has_prefix (err, "glassbox-cli: error: "));
   g_assert_nonnull (strstr (err, tiny_vec));
   g_assert_cmpuint (strchr (err, '\n') - err + 1, ==, strlen (err));
 
   g_autofree char *out2 = NULL, *err2 = NULL;
-  g_assert_cmpint (cli (&out2, &err2, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
+  g_assert_cmpint (gb_test_cli (&out2, &err2, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
                         "Form\nName: Ann\nScore: 700\nDecision:", "--sae", sae, NULL),
                    ==, 1);
   g_test_message ("%s", err2);
@@ -312,13 +290,13 @@ test_mismatch_errors (void)
   g_assert_cmpuint (strchr (err2, '\n') - err2 + 1, ==, strlen (err2));
 
   g_autofree char *out3 = NULL, *err3 = NULL;
-  g_assert_cmpint (cli (&out3, &err3, "explain", "-a", app, "--sae", sae, "--sae-field", "nope", "--no-token-occlusion",
+  g_assert_cmpint (gb_test_cli (&out3, &err3, "explain", "-a", app, "--sae", sae, "--sae-field", "nope", "--no-token-occlusion",
                         "--ig-steps", "2", NULL),
                    ==, 1);
   g_assert_nonnull (strstr (err3, "no such field"));
   g_autofree char *out4 = NULL, *err4 = NULL;
   g_autofree char *missing = gb_test_tmp_path ("no-such-sae", NULL);
-  g_assert_cmpint (cli (&out4, &err4, "explain", "-a", app, "--sae", missing, NULL), ==, 1);
+  g_assert_cmpint (gb_test_cli (&out4, &err4, "explain", "-a", app, "--sae", missing, NULL), ==, 1);
   g_assert_nonnull (strstr (err4, "no-such-sae"));
 }
 
@@ -332,7 +310,7 @@ test_demo_sae (void)
   g_autofree char *sae = g_build_filename (data_dir, "saes", "loan-officer-L3-topk32", NULL);
   g_autofree char *pdf = gb_test_tmp_path ("sae.pdf", NULL);
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (cli (&out, &err, "explain", "-a", app, "--sae", sae, "--sae-field", "zip", "--sae-top", "8",
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "-a", app, "--sae", sae, "--sae-field", "zip", "--sae-top", "8",
                         "--no-token-occlusion", "--ig-steps", "4", "--json", "-o", pdf, NULL),
                    ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -374,7 +352,7 @@ test_report_atomic (void)
   g_autofree char *pdf = g_build_filename (dir, "report.pdf", NULL);
 
   g_assert_true (g_file_set_contents (pdf, "old", -1, NULL));
-  g_assert_cmpint (cli (&out, &err, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
                         "Form\nName: Ann\nScore: 640\n", "--output", pdf, "--ig-steps", "4", NULL), ==, 0);
   g_autofree char *data = NULL;
   gsize len;
@@ -393,7 +371,7 @@ test_report_atomic (void)
   /* Into a folder that does not exist: an error, nothing written. */
   g_autofree char *bad = g_build_filename (dir, "missing", "r.pdf", NULL);
   g_autofree char *out2 = NULL, *err2 = NULL;
-  g_assert_cmpint (cli (&out2, &err2, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
+  g_assert_cmpint (gb_test_cli (&out2, &err2, "explain", "--model", tiny_dir, "--schema", tiny_schema, "--text",
                         "Name: Ann\n", "--output", bad, "--ig-steps", "2", NULL), ==, 1);
   g_assert_true (g_str_has_prefix (err2, "glassbox-cli: error: "));
   g_assert_false (g_file_test (bad, G_FILE_TEST_EXISTS));

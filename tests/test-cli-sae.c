@@ -12,28 +12,6 @@
 static char *model_dir;
 static char *corpus;
 
-static int
-cli (char **out,
-     char **err,
-     ...)
-{
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  va_list args;
-  const char *arg;
-  int status;
-
-  g_ptr_array_add (argv, (char *) g_getenv ("GLASSBOX_CLI"));
-  va_start (args, err);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err, &status, &error);
-  g_assert_no_error (error);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
-}
-
 static void
 assert_one_error_line (const char *err)
 {
@@ -48,7 +26,7 @@ train (const char *name,
 {
   char *dir = gb_test_tmp_path (name, NULL);
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (cli (&out, &err, "sae", "train", "--model", model_dir, "--layer", "1", "--corpus", corpus, "--output", dir,
+  g_assert_cmpint (gb_test_cli (&out, &err, "sae", "train", "--model", model_dir, "--layer", "1", "--corpus", corpus, "--output", dir,
                         "--latent", "48", kind_arg, kind_value, "--tokens", "1024", "--batch", "64", "--heldout-tokens", "200",
                         NULL), ==, 0);
   g_assert_nonnull (strstr (out, dir));
@@ -86,7 +64,7 @@ test_features (void)
   g_autofree char *out = NULL, *err = NULL, *out2 = NULL, *err2 = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_assert_cmpint (cli (&out, &err, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--json",
+  g_assert_cmpint (gb_test_cli (&out, &err, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--json",
                         "--top", "5", "--tokens", "500", NULL), ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
@@ -116,18 +94,18 @@ test_features (void)
   /* The cache: features.json, and the same answer from it. */
   g_autofree char *cache = g_build_filename (dir, "features.json", NULL);
   g_assert_true (g_file_test (cache, G_FILE_TEST_EXISTS));
-  g_assert_cmpint (cli (&out2, &err2, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--json",
+  g_assert_cmpint (gb_test_cli (&out2, &err2, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--json",
                         "--top", "5", "--tokens", "500", NULL), ==, 0);
   g_assert_cmpstr (out, ==, out2);
   /* The text form. */
   g_autofree char *text = NULL, *err3 = NULL;
-  g_assert_cmpint (cli (&text, &err3, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--top", "2",
+  g_assert_cmpint (gb_test_cli (&text, &err3, "sae", "features", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--top", "2",
                         "--tokens", "500", NULL), ==, 0);
   g_assert_nonnull (strstr (text, "explained variance"));
   g_assert_nonnull (strstr (text, "[["));
   /* eval */
   g_autofree char *ev = NULL, *err4 = NULL;
-  g_assert_cmpint (cli (&ev, &err4, "sae", "eval", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--tokens", "300",
+  g_assert_cmpint (gb_test_cli (&ev, &err4, "sae", "eval", "--model", model_dir, "--sae", dir, "--corpus", corpus, "--tokens", "300",
                         "--json", NULL), ==, 0);
   g_autoptr (JsonParser) p2 = json_parser_new ();
   g_assert_true (json_parser_load_from_data (p2, ev, -1, &error));

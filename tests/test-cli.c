@@ -29,24 +29,10 @@ static void
 cli (Result *r,
      ...)
 {
-  const char *cli_path = g_getenv ("GLASSBOX_CLI");
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
   va_list args;
-  const char *arg;
-
-  g_assert_nonnull (cli_path);
-  g_ptr_array_add (argv, (char *) cli_path);
   va_start (args, r);
-  while ((arg = va_arg (args, const char *)) != NULL)
-    g_ptr_array_add (argv, (char *) arg);
+  r->status = gb_test_cliv (&r->out, &r->err, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
-
-  int wait_status;
-  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &r->out, &r->err, &wait_status, &error);
-  g_assert_no_error (error);
-  r->status = WIFEXITED (wait_status) ? WEXITSTATUS (wait_status) : 128 + WTERMSIG (wait_status);
 }
 
 static void
