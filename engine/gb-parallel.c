@@ -20,9 +20,8 @@ typedef struct
   gsize begin, end;
 } Part;
 
-static void
-run_part (gpointer item,
-          gpointer user_data)
+static gpointer
+run_part (gpointer item)
 {
   Part *p = item;
   Job *job = p->job;
@@ -32,21 +31,7 @@ run_part (gpointer item,
   if (--job->pending == 0)
     g_cond_signal (&job->done);
   g_mutex_unlock (&job->lock);
-}
-
-static GThreadPool *
-shared_pool (void)
-{
-  static gsize once = 0;
-  static GThreadPool *pool;
-
-  if (g_once_init_enter (&once))
-    {
-      /* Non-exclusive: threads are made on demand and shared by callers. */
-      pool = g_thread_pool_new (run_part, NULL, MAX_PARTS - 1, FALSE, NULL);
-      g_once_init_leave (&once, 1);
-    }
-  return pool;
+  return NULL;
 }
 
 void
@@ -69,20 +54,25 @@ gb_parallel_range (gsize       n,
 
   Job job = { func, data };
   Part p[MAX_PARTS];
+  GThread *t[MAX_PARTS] = { NULL };
   g_mutex_init (&job.lock);
   g_cond_init (&job.done);
   job.pending = (guint) parts - 1;
   for (gsize k = 0; k < parts; k++)
     p[k] = (Part) { &job, n * k / parts, n * (k + 1) / parts };
-  GThreadPool *pool = shared_pool ();
+  /* A thread per part (tens of microseconds each, against milliseconds of
+   * work per call); where none can be made, the part runs here. */
   for (gsize k = 1; k < parts; k++)
-    if (!g_thread_pool_push (pool, &p[k], NULL))
-      run_part (&p[k], NULL); /* no thread could be made: do it here */
+    if ((t[k] = g_thread_try_new ("gb-parallel", run_part, &p[k], NULL)) == NULL)
+      run_part (&p[k]);
   func (p[0].begin, p[0].end, data);
   g_mutex_lock (&job.lock);
   while (job.pending > 0)
     g_cond_wait (&job.done, &job.lock);
   g_mutex_unlock (&job.lock);
+  for (gsize k = 1; k < parts; k++)
+    if (t[k] != NULL)
+      g_thread_join (t[k]);
   g_mutex_clear (&job.lock);
   g_cond_clear (&job.done);
 }

@@ -849,7 +849,7 @@ job_done_cb (GObject      *source,
              GAsyncResult *result,
              gpointer      data)
 {
-  GbFeaturesView *self = GB_FEATURES_VIEW (source);
+  g_autoptr (GbFeaturesView) self = data;
   g_autoptr (GError) error = NULL;
   JobData *d = g_task_get_task_data (G_TASK (result));
 
@@ -901,7 +901,9 @@ start_job (GbFeaturesView *self,
   gtk_label_set_text (self->progress_label, message);
   gtk_widget_set_visible (self->plot, d->train);
   gtk_revealer_set_reveal_child (self->progress_revealer, TRUE);
-  g_autoptr (GTask) task = g_task_new (self, self->cancellable, job_done_cb, NULL);
+  /* No source object (the worker may drop the task's last reference; the
+   * view must be finalized on the main thread): the callback owns this. */
+  g_autoptr (GTask) task = g_task_new (NULL, self->cancellable, job_done_cb, g_object_ref (self));
   g_task_set_source_tag (task, start_job);
   g_task_set_task_data (task, d, (GDestroyNotify) job_data_free);
   g_task_run_in_thread (task, job_thread);

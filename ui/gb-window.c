@@ -408,7 +408,7 @@ load_done_cb (GObject      *source,
               GAsyncResult *result,
               gpointer      user_data)
 {
-  GbWindow *self = GB_WINDOW (source);
+  g_autoptr (GbWindow) self = user_data;
   g_autoptr (GError) error = NULL;
   LoadResult *r = g_task_propagate_pointer (G_TASK (result), &error);
   const char *dir = g_task_get_task_data (G_TASK (result));
@@ -465,7 +465,10 @@ gb_window_load_model (GbWindow   *self,
   g_cancellable_cancel (self->load_cancellable);
   g_clear_object (&self->load_cancellable);
   self->load_cancellable = g_cancellable_new ();
-  task = g_task_new (self, self->load_cancellable, load_done_cb, NULL);
+  /* No source object: the worker may drop the task's last reference, and a
+   * window must never be finalized off the main thread. The callback owns
+   * this reference instead. */
+  task = g_task_new (NULL, self->load_cancellable, load_done_cb, g_object_ref (self));
   g_task_set_source_tag (task, gb_window_load_model);
   g_task_set_task_data (task, g_strdup (dir), g_free);
   g_object_set_data_full (G_OBJECT (task), "progress", g_atomic_rc_box_acquire (self->progress_state),
@@ -717,7 +720,7 @@ run_done_cb (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  GbWindow *self = GB_WINDOW (source);
+  g_autoptr (GbWindow) self = user_data;
   g_autoptr (GError) error = NULL;
   RunJob *job = g_task_get_task_data (G_TASK (result));
 
@@ -790,7 +793,7 @@ run_text (GbWindow *self)
   job->tokens = g_steal_pointer (&ids);
   job->dark = adw_style_manager_get_dark (adw_style_manager_get_default ());
   job->progress = g_atomic_rc_box_acquire (self->progress_state);
-  g_autoptr (GTask) task = g_task_new (self, self->run_cancellable, run_done_cb, NULL);
+  g_autoptr (GTask) task = g_task_new (NULL, self->run_cancellable, run_done_cb, g_object_ref (self)); /* see gb_window_load_model */
   g_task_set_source_tag (task, run_text);
   g_task_set_task_data (task, job, (GDestroyNotify) run_job_free);
   show_busy (self, _("Running the model"));
@@ -1437,6 +1440,19 @@ zoom_action (GtkWidget  *widget,
 
 /* ---- Overrides ---- */
 
+/* gtk_window_destroy() unrealizes the window but does not dispose it while
+ * a job still holds it: stop the jobs here, so closing a window mid-load
+ * does not finish the load. */
+static void
+gb_window_unrealize (GtkWidget *widget)
+{
+  GbWindow *self = GB_WINDOW (widget);
+
+  g_cancellable_cancel (self->load_cancellable);
+  g_cancellable_cancel (self->run_cancellable);
+  GTK_WIDGET_CLASS (gb_window_parent_class)->unrealize (widget);
+}
+
 static void
 gb_window_dispose (GObject *object)
 {
@@ -1474,6 +1490,7 @@ gb_window_class_init (GbWindowClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = gb_window_dispose;
+  GTK_WIDGET_CLASS (klass)->unrealize = gb_window_unrealize;
   object_class->finalize = gb_window_finalize;
 
   g_type_ensure (GB_TYPE_ATTENTION_GRID);
