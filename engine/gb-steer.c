@@ -384,6 +384,11 @@ check_params (GbModel             *model,
 
   if (!gb_pair_set_validate (pairs, NULL, error))
     return FALSE;
+  /* Blocks are bits of a 64-bit mask here and in the vector files' users. */
+  if (c->n_layer > 64)
+    return g_set_error (error, GB_ERROR, GB_ERROR_LIMIT, "steering handles models of at most 64 blocks; this one has %u",
+                        c->n_layer),
+           FALSE;
   if (c->n_layer < 64 && (params->layers >> c->n_layer) != 0)
     return g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "the model has blocks 0-%u only", c->n_layer - 1), FALSE;
   for (guint i = 0; i < n; i++)
