@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-ui-util.h"
 #include "gb-build-config.h"
 #include "gb-explain-report.h"
 #include "gb-explain-view.h"
@@ -138,13 +139,6 @@ struct _GbExplainView
 
 G_DEFINE_FINAL_TYPE (GbExplainView, gb_explain_view, ADW_TYPE_BIN)
 
-
-static void
-set_a11y_label (gpointer    widget,
-                const char *label)
-{
-  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
-}
 
 static void run_explain (GbExplainView *self);
 

@@ -5,6 +5,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 
+#include "gb-ui-util.h"
 #include "gb-build-config.h"
 #include "gb-features-view.h"
 
@@ -25,13 +26,6 @@ struct _GbFeatureItem
 };
 
 G_DEFINE_FINAL_TYPE (GbFeatureItem, gb_feature_item, G_TYPE_OBJECT)
-
-static void
-set_a11y_label (gpointer    widget,
-                const char *label)
-{
-  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
-}
 
 static void
 gb_feature_item_class_init (GbFeatureItemClass *klass)

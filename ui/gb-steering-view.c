@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-ui-util.h"
 #include "gb-build-config.h"
 #include "gb-separation-chart.h"
 #include "gb-steering-view.h"
@@ -355,13 +356,6 @@ remove_pair_cb (GtkButton      *button,
   if (index < gb_pair_set_get_n_pairs (self->pairs))
     gb_pair_set_remove (self->pairs, index);
   rebuild_pairs (self);
-}
-
-static void
-set_a11y_label (gpointer    widget,
-                const char *label)
-{
-  gtk_accessible_update_property (GTK_ACCESSIBLE (widget), GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
 }
 
 static GtkWidget *
