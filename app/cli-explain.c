@@ -448,13 +448,9 @@ gb_cli_explain (int    argc,
           JsonObject *st = json_object_new ();
           json_object_set_string_member (st, "description", steer_desc);
           json_object_set_string_member (st, "source", steer_source);
-          g_autofree char *data = NULL;
-          gsize len = 0;
-          if (g_file_get_contents (steer_source, &data, &len, NULL))
-            {
-              g_autofree char *sha = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
-              json_object_set_string_member (st, "sha256", sha);
-            }
+          g_autofree char *sha = gb_file_sha256 (steer_source, NULL);
+          if (sha != NULL)
+            json_object_set_string_member (st, "sha256", sha);
           JsonArray *blocks = json_array_new ();
           for (guint i = 0; i < vec->n_layers; i++)
             json_array_add_int_element (blocks, vec->layers[i].layer);

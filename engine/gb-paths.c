@@ -2,6 +2,9 @@
 #define G_LOG_DOMAIN "glassbox-engine"
 
 #include "gb-build-config.h"
+#include <errno.h>
+#include <stdio.h>
+#include "gb-error.h"
 #include "gb-paths.h"
 
 const char *
@@ -36,4 +39,38 @@ gb_demo_model_dir (void)
       g_once_init_leave (&once, 1);
     }
   return dir;
+}
+
+char *
+gb_file_sha256 (const char *path,
+                GError    **error)
+{
+  g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  FILE *fp = fopen (path, "rb");
+
+  if (fp == NULL)
+    {
+      int e = errno;
+      g_set_error (error, GB_ERROR, GB_ERROR_IO, "%s: cannot read: %s", path, g_strerror (e));
+      return NULL;
+    }
+  g_autofree guchar *buf = g_malloc (1 << 20);
+  size_t n;
+  while ((n = fread (buf, 1, 1 << 20, fp)) > 0)
+    g_checksum_update (sum, buf, n);
+  const gboolean failed = ferror (fp) != 0;
+  fclose (fp);
+  if (failed)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_IO, "%s: read error", path);
+      return NULL;
+    }
+  return g_strdup (g_checksum_get_string (sum));
+}
+
+int
+gb_compare_string_ptrs (gconstpointer a,
+                        gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
 }

@@ -14,4 +14,14 @@ const char *gb_data_dir (void);
 /* gb_data_dir()/models/loan-officer, the bundled demo model. */
 const char *gb_demo_model_dir (void);
 
+/* SHA-256 of a file's bytes as 64 hex digits, read in 1 MiB blocks (a
+ * model's weights never sit in memory twice); errors name the file. */
+char *gb_file_sha256 (const char *path,
+                      GError    **error);
+
+/* For g_ptr_array_sort() of strings: it passes pointers to the elements,
+ * so g_strcmp0 itself would compare the pointers' bytes. */
+int gb_compare_string_ptrs (gconstpointer a,
+                            gconstpointer b);
+
 G_END_DECLS

@@ -281,6 +281,14 @@ test_explain_links_steering (void)
   GObject *item = gtk_drop_down_get_selected_item (sets);
   g_assert_nonnull (item);
   g_assert_cmpstr (gtk_string_object_get_string (GTK_STRING_OBJECT (item)), ==, "zip-neutral-loans");
+  /* The bundled sets are listed by name (g_ptr_array_sort once compared
+   * the element pointers' bytes instead). */
+  GListModel *names = gtk_drop_down_get_model (sets);
+  for (guint i = 1; i < g_list_model_get_n_items (names); i++)
+    {
+      g_autoptr (GtkStringObject) x = g_list_model_get_item (names, i - 1), y = g_list_model_get_item (names, i);
+      g_assert_cmpint (g_strcmp0 (gtk_string_object_get_string (x), gtk_string_object_get_string (y)), <, 0);
+    }
   gtk_window_destroy (GTK_WINDOW (win));
 }
 

@@ -421,24 +421,15 @@ gb_model_weights_sha256 (const char *dir,
   while ((name = g_dir_read_name (d)) != NULL)
     if (g_str_has_suffix (name, ".safetensors"))
       g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, gb_compare_string_ptrs);
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
-      g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-      FILE *fp = fopen (path, "rb");
-      if (fp == NULL)
-        {
-          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: cannot read the weights", path);
-          return g_string_free (out, TRUE), NULL;
-        }
-      g_autofree guchar *buf = g_malloc (1 << 20);
-      size_t n;
-      while ((n = fread (buf, 1, 1 << 20, fp)) > 0)
-        g_checksum_update (sum, buf, n);
-      fclose (fp);
+      g_autofree char *sha = gb_file_sha256 (path, error);
+      if (sha == NULL)
+        return g_string_free (out, TRUE), NULL;
       g_string_append_printf (out, "%s%s  %s", i ? "\n" : "", (char *) g_ptr_array_index (names, i),
-                              g_checksum_get_string (sum));
+                              sha);
     }
   return g_string_free (out, FALSE);
 }
@@ -589,17 +580,6 @@ draw_explanation (Page                *p,
   p->y += gb_explain_draw_attention (p->cr, ex, e, TRUE, MARGIN, p->y, W, FALSE) + 6;
 }
 
-static char *
-file_sha256 (const char *path,
-             GError    **error)
-{
-  g_autofree char *data = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents (path, &data, &len, error))
-    return NULL;
-  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
-}
-
 char *
 gb_explain_steer_description (const char          *path,
                               const GbSteerVector *vec,
@@ -607,7 +587,7 @@ gb_explain_steer_description (const char          *path,
                               guint                start_pos,
                               GError             **error)
 {
-  g_autofree char *sha = file_sha256 (path, error);
+  g_autofree char *sha = gb_file_sha256 (path, error);
   if (sha == NULL)
     return NULL;
   GString *blocks = g_string_new (NULL);
@@ -624,7 +604,7 @@ gb_explain_sae_description (const GbSae *sae,
                             GError     **error)
 {
   g_autofree char *w = g_build_filename (sae->path ? sae->path : ".", "sae_weights.safetensors", NULL);
-  g_autofree char *sha = file_sha256 (w, error);
+  g_autofree char *sha = gb_file_sha256 (w, error);
   if (sha == NULL)
     return NULL;
   g_autofree char *kind = sae->kind == GB_SAE_TOPK ? g_strdup_printf ("topk k=%u", sae->k) : g_strdup (gb_sae_kind_name (sae->kind));

@@ -1889,7 +1889,7 @@ load_samples (GbExplainView *self)
   while (d && (name = g_dir_read_name (d)) != NULL)
     if (g_str_has_prefix (name, "sample-"))
       g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, gb_compare_string_ptrs);
   GtkStringList *list = gtk_string_list_new (NULL);
   for (guint i = 0; i < names->len; i++)
     {

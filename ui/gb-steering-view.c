@@ -473,7 +473,7 @@ find_bundled (GbSteeringView *self)
   while (d && (name = g_dir_read_name (d)) != NULL)
     if (g_str_has_suffix (name, ".json"))
       g_ptr_array_add (found, g_strdup (name));
-  g_ptr_array_sort (found, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (found, gb_compare_string_ptrs);
   for (guint i = 0; i < found->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, found->pdata[i], NULL);

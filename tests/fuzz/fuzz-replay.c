@@ -37,7 +37,7 @@ run_path (const char *path)
   while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
     if (name[0] != '.')
       g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, gb_compare_string_ptrs);
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *child = g_build_filename (path, names->pdata[i], NULL);
