@@ -1977,10 +1977,25 @@ gb_explain_view_finalize (GObject *object)
   G_OBJECT_CLASS (gb_explain_view_parent_class)->finalize (object);
 }
 
+/* Jobs hold the view, so dispose waits for them: stop them when the view
+ * leaves its window (the window closed) instead. */
+static void
+gb_explain_view_unroot (GtkWidget *widget)
+{
+  GbExplainView *self = GB_EXPLAIN_VIEW (widget);
+
+  g_cancellable_cancel (self->explain_cancellable);
+  g_cancellable_cancel (self->audit_cancellable);
+  g_cancellable_cancel (self->train_cancellable);
+  g_cancellable_cancel (self->diag_cancellable);
+  GTK_WIDGET_CLASS (gb_explain_view_parent_class)->unroot (widget);
+}
+
 static void
 gb_explain_view_class_init (GbExplainViewClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = gb_explain_view_dispose;
+  GTK_WIDGET_CLASS (klass)->unroot = gb_explain_view_unroot;
   G_OBJECT_CLASS (klass)->finalize = gb_explain_view_finalize;
   /* The user asked to see an SAE feature: (SAE folder, feature index). */
   g_signal_new ("open-feature", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,

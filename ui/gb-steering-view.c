@@ -1611,6 +1611,21 @@ gb_steering_view_finalize (GObject *object)
   G_OBJECT_CLASS (gb_steering_view_parent_class)->finalize (object);
 }
 
+/* Jobs hold the view, so dispose waits for them: stop them when the view
+ * leaves its window (the window closed) instead. */
+static void
+gb_steering_view_unroot (GtkWidget *widget)
+{
+  GbSteeringView *self = GB_STEERING_VIEW (widget);
+
+  g_cancellable_cancel (self->train_cancellable);
+  g_cancellable_cancel (self->sweep_cancellable);
+  for (guint p = 0; p < N_PANES; p++)
+    stop_pane (self, p);
+  g_clear_handle_id (&self->restart_id, g_source_remove);
+  GTK_WIDGET_CLASS (gb_steering_view_parent_class)->unroot (widget);
+}
+
 static void
 gb_steering_view_class_init (GbSteeringViewClass *klass)
 {
@@ -1618,6 +1633,7 @@ gb_steering_view_class_init (GbSteeringViewClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = gb_steering_view_dispose;
+  GTK_WIDGET_CLASS (klass)->unroot = gb_steering_view_unroot;
   object_class->finalize = gb_steering_view_finalize;
   g_type_ensure (GB_TYPE_SEPARATION_CHART);
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
