@@ -11,6 +11,23 @@
 #include "gb-error.h"
 #include "gb-json.h"
 
+/* Whether the digit at @data[@i] (outside a string) is the first digit of a
+ * number's integer part, rather than within it, its fraction or exponent
+ * (where JSON allows leading zeros: 1e-05). */
+static gboolean
+starts_integer_part (const char *data,
+                     gsize       i)
+{
+  if (i == 0)
+    return TRUE;
+  char p = data[i - 1];
+  if (g_ascii_isdigit (p) || p == '.' || p == 'e' || p == 'E' || p == '+')
+    return FALSE;
+  if (p == '-')
+    return i < 2 || (data[i - 2] != 'e' && data[i - 2] != 'E');
+  return TRUE;
+}
+
 gboolean
 gb_json_plain_and_shallow (const char *data,
                            gsize       len,
@@ -39,6 +56,8 @@ gb_json_plain_and_shallow (const char *data,
         }
       else if (c == ']' || c == '}')
         depth = depth > 0 ? depth - 1 : 0;
+      else if (c == '0' && i + 1 < len && g_ascii_isdigit (data[i + 1]) && starts_integer_part (data, i))
+        return FALSE; /* json-glib reads 010 as octal 8; JSON forbids it */
       else if (c == '\0' || strchr (" \t\r\n:,+-.0123456789eEtrufalsn", c) == NULL)
         return FALSE;
     }
@@ -66,7 +85,8 @@ gb_json_parse (const char *data,
   if (!gb_json_plain_and_shallow (data, len, max_depth))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
-                   "%s: not valid JSON, or nested deeper than %u levels", path, max_depth);
+                   "%s: not valid JSON (it has a character JSON does not allow or a number with a leading zero, "
+                   "or is nested deeper than %u levels)", path, max_depth);
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
@@ -158,7 +178,8 @@ gb_json_parser_load (JsonParser *parser,
 
   if (!gb_json_plain_and_shallow (data, n, GB_JSON_MAX_DEPTH))
     {
-      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "nested deeper than %u levels, or not plain JSON", GB_JSON_MAX_DEPTH);
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "not plain JSON (it has a character JSON does not allow or a number with a leading zero, "
+                   "or is nested deeper than %u levels)", GB_JSON_MAX_DEPTH);
       return FALSE;
     }
   return json_parser_load_from_data (parser, data, (gssize) n, error);

@@ -13,7 +13,9 @@ G_BEGIN_DECLS
 
 /* TRUE when @data (@len bytes) holds only what strict JSON allows outside
  * strings (json-glib also takes 'single-quoted' strings and comments, where
- * a quote would throw the count off) and never nests deeper than @max_depth. */
+ * a quote would throw the count off), has no number with a leading zero
+ * (json-glib reads 010 as octal 8, where every other reader refuses it) and
+ * never nests deeper than @max_depth. */
 gboolean gb_json_plain_and_shallow (const char *data,
                                     gsize       len,
                                     guint       max_depth);

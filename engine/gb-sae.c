@@ -38,11 +38,14 @@ gb_sae_kind_parse (const char *name,
   return FALSE;
 }
 
-GbSae *
-gb_sae_new (GbSaeKind kind,
-            guint     d_in,
-            guint     d_sae,
-            guint     k)
+/* An SAE's header without its weights: the loader allocates each tensor only
+ * once the weights file has shown it holds that many values, so a cfg.json
+ * that claims a huge d_sae costs nothing. */
+static GbSae *
+sae_header_new (GbSaeKind kind,
+                guint     d_in,
+                guint     d_sae,
+                guint     k)
 {
   GbSae *sae = g_new0 (GbSae, 1);
 
@@ -52,14 +55,25 @@ gb_sae_new (GbSaeKind kind,
   sae->k = k;
   sae->hook = GB_HOOK_RESID_POST;
   sae->apply_b_dec_to_input = TRUE;
+  sae->explained_variance = sae->mean_l0 = sae->dead_fraction = NAN;
+  sae->loss_increase = sae->clean_loss = NAN;
+  return sae;
+}
+
+GbSae *
+gb_sae_new (GbSaeKind kind,
+            guint     d_in,
+            guint     d_sae,
+            guint     k)
+{
+  GbSae *sae = sae_header_new (kind, d_in, d_sae, k);
+
   sae->W_enc = g_new0 (float, (gsize) d_in * d_sae);
   sae->W_dec = g_new0 (float, (gsize) d_sae * d_in);
   sae->b_enc = g_new0 (float, d_sae);
   sae->b_dec = g_new0 (float, d_in);
   if (kind == GB_SAE_JUMPRELU)
     sae->threshold = g_new0 (float, d_sae);
-  sae->explained_variance = sae->mean_l0 = sae->dead_fraction = NAN;
-  sae->loss_increase = sae->clean_loss = NAN;
   return sae;
 }
 
@@ -509,7 +523,7 @@ parse_cfg (const char *path,
                    "%s: normalize_activations “%s” is not supported (only “none”)", path, norm);
       return FALSE;
     }
-  g_autoptr (GbSae) sae = gb_sae_new (kind, d_in, d_sae, k);
+  g_autoptr (GbSae) sae = sae_header_new (kind, d_in, d_sae, k);
   if (!parse_hook (cfg, sae, path, error))
     return FALSE;
   JsonObject *meta = get_object (cfg, "metadata");
@@ -529,15 +543,13 @@ parse_cfg (const char *path,
   return TRUE;
 }
 
-/* Copies tensor @name of shape [a] or [a, b] into @dst as float32, checking
- * shape and finiteness. */
-static gboolean
-read_tensor (GbSafetensors *st,
+/* Tensor @name of @st if it is there with shape [a] or [a, b]. */
+static const GbTensorView *
+find_tensor (GbSafetensors *st,
              const char    *name,
              guint          n_dims,
              gint64         a,
              gint64         b,
-             float         *dst,
              GError       **error)
 {
   const char *path = gb_safetensors_get_path (st);
@@ -546,7 +558,7 @@ read_tensor (GbSafetensors *st,
   if (t == NULL)
     {
       g_set_error (error, GB_ERROR, GB_ERROR_MISSING, "%s: tensor “%s” is missing", path, name);
-      return FALSE;
+      return NULL;
     }
   if (t->n_dims != n_dims || t->shape[0] != a || (n_dims == 2 && t->shape[1] != b))
     {
@@ -559,8 +571,27 @@ read_tensor (GbSafetensors *st,
       g_set_error (error, GB_ERROR, GB_ERROR_SHAPE, "%s: tensor “%s” has shape %s, expected %s (cfg.json's d_in/d_sae)",
                    path, name, got->str, want);
       g_string_free (got, TRUE);
-      return FALSE;
+      return NULL;
     }
+  return t;
+}
+
+/* Copies tensor @name of shape [a] or [a, b] into @dst as float32, checking
+ * shape and finiteness. */
+static gboolean
+read_tensor (GbSafetensors *st,
+             const char    *name,
+             guint          n_dims,
+             gint64         a,
+             gint64         b,
+             float         *dst,
+             GError       **error)
+{
+  const char *path = gb_safetensors_get_path (st);
+  const GbTensorView *t = find_tensor (st, name, n_dims, a, b, error);
+
+  if (t == NULL)
+    return FALSE;
   for (gint64 i = 0; i < t->n_elements; i++)
     {
       float v;
@@ -593,6 +624,25 @@ read_tensor (GbSafetensors *st,
   return TRUE;
 }
 
+
+/* read_tensor() into a new array, allocated only once the file has shown
+ * that it holds the tensor at that shape. */
+static gboolean
+read_tensor_new (GbSafetensors *st,
+                 const char    *name,
+                 guint          n_dims,
+                 gint64         a,
+                 gint64         b,
+                 float        **dst,
+                 GError       **error)
+{
+  g_assert (*dst == NULL);
+  if (find_tensor (st, name, n_dims, a, b, error) == NULL)
+    return FALSE;
+  *dst = g_new (float, n_dims == 2 ? a * b : a);
+  return read_tensor (st, name, n_dims, a, b, *dst, error);
+}
+
 static gboolean
 load_norm (GbSae      *sae,
            const char *dir,
@@ -604,10 +654,8 @@ load_norm (GbSae      *sae,
   g_autoptr (GbSafetensors) st = gb_safetensors_open (path, error);
   if (st == NULL)
     return FALSE;
-  sae->norm_mean = g_new (float, sae->d_in);
-  sae->norm_std = g_new (float, sae->d_in);
-  if (!read_tensor (st, "mean", 1, sae->d_in, 0, sae->norm_mean, error)
-      || !read_tensor (st, "std", 1, sae->d_in, 0, sae->norm_std, error))
+  if (!read_tensor_new (st, "mean", 1, sae->d_in, 0, &sae->norm_mean, error)
+      || !read_tensor_new (st, "std", 1, sae->d_in, 0, &sae->norm_std, error))
     return FALSE;
   for (guint i = 0; i < sae->d_in; i++)
     if (!(sae->norm_std[i] > 0))
@@ -644,18 +692,19 @@ gb_sae_load (const char *dir,
   if (st == NULL)
     return NULL;
   const gint64 di = sae->d_in, ds = sae->d_sae;
-  if (!read_tensor (st, "W_enc", 2, di, ds, sae->W_enc, error) || !read_tensor (st, "W_dec", 2, ds, di, sae->W_dec, error)
-      || !read_tensor (st, "b_enc", 1, ds, 0, sae->b_enc, error) || !read_tensor (st, "b_dec", 1, di, 0, sae->b_dec, error))
+  if (!read_tensor_new (st, "W_enc", 2, di, ds, &sae->W_enc, error)
+      || !read_tensor_new (st, "W_dec", 2, ds, di, &sae->W_dec, error)
+      || !read_tensor_new (st, "b_enc", 1, ds, 0, &sae->b_enc, error)
+      || !read_tensor_new (st, "b_dec", 1, di, 0, &sae->b_dec, error))
     return NULL;
-  if (sae->kind == GB_SAE_JUMPRELU && !read_tensor (st, "threshold", 1, ds, 0, sae->threshold, error))
+  if (sae->kind == GB_SAE_JUMPRELU && !read_tensor_new (st, "threshold", 1, ds, 0, &sae->threshold, error))
     return NULL;
   if (g_file_test (sp_path, G_FILE_TEST_EXISTS))
     {
       g_autoptr (GbSafetensors) sp = gb_safetensors_open (sp_path, error);
       if (sp == NULL)
         return NULL;
-      sae->log_sparsity = g_new (float, ds);
-      if (!read_tensor (sp, "sparsity", 1, ds, 0, sae->log_sparsity, error))
+      if (!read_tensor_new (sp, "sparsity", 1, ds, 0, &sae->log_sparsity, error))
         return NULL;
     }
   if (!load_norm (sae, dir, error))

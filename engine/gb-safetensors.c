@@ -336,7 +336,7 @@ parse_header (GbSafetensors *self,
     return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid UTF-8 JSON");
   /* The header is a flat object of small objects; see gb-json.h. */
   if (!gb_json_plain_and_shallow (header, header_len, GB_JSON_MAX_DEPTH))
-    return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON, or nested deeper than %d levels",
+    return fail (error, GB_ERROR_FORMAT, self->path, NULL, "header is not valid JSON (a character JSON does not allow, a number with a leading zero), or nested deeper than %d levels",
                  GB_JSON_MAX_DEPTH);
   g_signal_connect (parser, "object-member", G_CALLBACK (object_member_cb), seen);
   if (!json_parser_load_from_data (parser, header, header_len, &json_error))

@@ -429,7 +429,7 @@ parse_vocab_json (JsonParser *parser,
   if (!gb_json_plain_and_shallow (data, len, MAX_JSON_DEPTH))
     {
       g_set_error (error, GB_ERROR, GB_ERROR_FORMAT,
-                   "%s: not plain JSON, or nested deeper than %d levels", vocab_path,
+                   "%s: not plain JSON (a character JSON does not allow, a number with a leading zero), or nested deeper than %d levels", vocab_path,
                    MAX_JSON_DEPTH);
       return NULL;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gb-json.h"
 #include "gb-test-util.h"
 
 /* Peak resident memory of this process so far, in bytes. */
@@ -301,6 +302,69 @@ test_fifos (void)
   g_assert_cmpstr (((GbHubModel *) found->pdata[0])->repo_id, ==, "a/b");
 }
 
+/* json-glib reads 010 as octal 8 (and 0x10 as 16) where every other JSON
+ * reader refuses both: "d_sae": 00016757775 became 3,923,965 and the SAE
+ * loader asked for 3 GB (found by fuzz-sae-cfg in CI). */
+static void
+test_json_leading_zero (void)
+{
+  const char *refused[] = { "[010]", "[-010]", "{\"n\": 00016757775}", "[0x10]", "[1, 02]", "[00]" };
+  const char *accepted[] = { "[0]", "[-0]", "[0.5]", "[-0.05]", "[1e05]", "[1E-05]", "[100]", "[1.05]",
+                             "{\"s\": \"010\"}", "[0, 10, 0]" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (JsonNode) root = gb_json_parse (refused[i], strlen (refused[i]), 8, "x.json", &error);
+      g_test_message ("%s", refused[i]);
+      g_assert_null (root);
+      assert_refused (error, GB_ERROR_FORMAT, "x.json", "leading zero");
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (accepted); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (JsonNode) root = gb_json_parse (accepted[i], strlen (accepted[i]), 8, "x.json", &error);
+      g_test_message ("%s", accepted[i]);
+      g_assert_no_error (error);
+      g_assert_nonnull (root);
+    }
+
+  /* Through a loader: the model's config.json. */
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autoptr (GError) error = NULL;
+  gb_test_write_vocab (dir, FALSE);
+  write_config (dir, "{\"model_type\": \"gpt2\", \"n_layer\": 010, \"n_head\": 4, \"n_embd\": 64,"
+                     " \"n_positions\": 128, \"vocab_size\": 257}");
+  g_autoptr (GbModel) model = gb_model_load (dir, NULL, NULL, NULL, &error);
+  g_assert_null (model);
+  assert_refused (error, GB_ERROR_FORMAT, "config.json", "leading zero");
+}
+
+/* An SAE cfg.json that claims a width its weights do not have is refused by
+ * the weights' shape before anything that size is allocated (the largest
+ * width the limits allow, 2 x 1 TiB of weights: allocating first aborted). */
+static void
+test_sae_claimed_width (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbSae) small = gb_sae_new (GB_SAE_STANDARD, 4, 8, 0);
+
+  g_assert_true (gb_sae_save (small, dir, &error));
+  g_autofree char *cfg = g_build_filename (dir, "cfg.json", NULL);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (cfg, &text, NULL, NULL));
+  g_autoptr (GString) big = g_string_new (text);
+  g_assert_cmpuint (g_string_replace (big, "\"d_in\" : 4", "\"d_in\" : 65536", 1), ==, 1);
+  g_assert_cmpuint (g_string_replace (big, "\"d_sae\" : 8", "\"d_sae\" : 4194304", 1), ==, 1);
+  g_assert_true (g_file_set_contents (cfg, big->str, -1, NULL));
+  guint64 before = peak_rss ();
+  g_autoptr (GbSae) sae = gb_sae_load (dir, &error);
+  g_assert_null (sae);
+  assert_refused (error, GB_ERROR_SHAPE, "sae_weights.safetensors", "W_enc");
+  g_assert_cmpuint (peak_rss () - before, <, 64 << 20);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -314,5 +378,7 @@ main (int    argc,
   g_test_add_func ("/limits/prompt-size", test_prompt_size);
   g_test_add_func ("/limits/fifos", test_fifos);
   g_test_add_func ("/limits/forward-memory", test_forward_memory);
+  g_test_add_func ("/limits/json-leading-zero", test_json_leading_zero);
+  g_test_add_func ("/limits/sae-claimed-width", test_sae_claimed_width);
   return g_test_run ();
 }

@@ -15,9 +15,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 meson test -C build-asan --suite engine --print-errorlogs --num-processes 2 || status=1
 # Every libFuzzer target (tests/fuzz/meson.build) for $GB_FUZZ_SECONDS
 # (default 60) each, two at a time: about three minutes. The ten-minute
-# runs are tools/fuzz.sh.
+# runs are tools/fuzz.sh. Here the seed is fixed (GB_FUZZ_SEED, default 1)
+# so that a failing run replays the same mutations; tools/fuzz.sh draws a
+# new seed each time to explore further.
 [ -f build-fuzz/build.ninja ] ||
   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
     --buildtype=debugoptimized >/dev/null || exit 1
-GB_FUZZ_SECONDS=${GB_FUZZ_SECONDS:-60} meson test -C build-fuzz --suite fuzz --print-errorlogs --num-processes 2 || status=1
+GB_FUZZ_SEED=${GB_FUZZ_SEED:-1} GB_FUZZ_SECONDS=${GB_FUZZ_SECONDS:-60} meson test -C build-fuzz --suite fuzz --print-errorlogs --num-processes 2 || status=1
 exit $status

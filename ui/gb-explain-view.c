@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-json.h"
 #include "gb-ui-util.h"
 #include "gb-build-config.h"
 #include "gb-explain-report.h"
@@ -1894,16 +1895,18 @@ load_samples (GbExplainView *self)
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
-      g_autofree char *data = NULL;
       g_autofree char *title = g_strdup (g_ptr_array_index (names, i));
-      if (g_str_has_suffix (path, ".json") && g_file_get_contents (path, &data, NULL, NULL))
+      if (g_str_has_suffix (path, ".json"))
         {
-          g_autoptr (JsonParser) p = json_parser_new ();
-          JsonNode *root = json_parser_load_from_data (p, data, -1, NULL) ? json_parser_get_root (p) : NULL;
-          if (root && JSON_NODE_HOLDS_OBJECT (root) && json_object_has_member (json_node_get_object (root), "title"))
+          /* A sample that does not parse keeps its file name as title; opening
+           * it then shows the loader's error. */
+          g_autoptr (JsonNode) root = gb_json_load_file (path, 1 << 20, GB_JSON_MAX_DEPTH, NULL);
+          JsonNode *t = root && JSON_NODE_HOLDS_OBJECT (root)
+                          ? json_object_get_member (json_node_get_object (root), "title") : NULL;
+          if (t && JSON_NODE_HOLDS_VALUE (t) && json_node_get_value_type (t) == G_TYPE_STRING)
             {
               g_free (title);
-              title = g_strdup (json_object_get_string_member (json_node_get_object (root), "title"));
+              title = g_strdup (json_node_get_string (t));
             }
         }
       else if (g_str_has_suffix (path, ".txt"))

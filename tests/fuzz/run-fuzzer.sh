@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
 # run-fuzzer.sh FUZZER SEEDS REGRESSIONS WORKDIR SECONDS (or $GB_FUZZ_SECONDS)
+# $GB_FUZZ_SEED fixes libFuzzer's random seed (unset or 0: a new one).
 # Runs one libFuzzer target for SECONDS on its seeds, its past crashes and
 # the corpus it grew before (WORKDIR/corpus), then prints one summary line.
 # A crash leaves its input in WORKDIR/crashes/ and fails the test: copy it
@@ -15,7 +16,7 @@ export OPENBLAS_NUM_THREADS=1
 log="$work/last-run.log"
 # -rss_limit_mb also caps single allocations: hostile input that makes the
 # engine ask for 1.5 GB at once is a bug.
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1536 -max_len=65536 \
+"$fuzzer" -seed="${GB_FUZZ_SEED:-0}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1536 -max_len=65536 \
   -print_final_stats=1 -artifact_prefix="$work/crashes/" \
   "$work/corpus" "$seeds" "$regressions" >"$log" 2>&1
 status=$?
@@ -24,7 +25,7 @@ cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 units=$(ls "$work/corpus" | wc -l)
 crashes=$(ls "$work/crashes" | wc -l)
-line="$name: ${execs:-?} executions in ${seconds}s, coverage ${cov:-?} edges (${ft:-?} features), corpus $units files, $crashes crash files, exit $status"
+line="$name: ${execs:-?} executions in ${seconds}s (seed ${GB_FUZZ_SEED:-random}), coverage ${cov:-?} edges (${ft:-?} features), corpus $units files, $crashes crash files, exit $status"
 echo "$(date -u +%FT%TZ) $line" >>"$work/../summary.txt"
 echo "$line"
 if [ "$status" -ne 0 ]; then
