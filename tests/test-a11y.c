@@ -12,6 +12,8 @@
 
 #include "gb-attention-grid.h"
 #include "gb-explain-view.h"
+#include "gb-features-view.h"
+#include "gb-test-util.h"
 #include "gb-window.h"
 
 static gboolean
@@ -292,6 +294,135 @@ test_explain_links_steering (void)
   gtk_window_destroy (GTK_WINDOW (win));
 }
 
+static GtkLabel *
+find_label_prefix (GtkWidget  *w,
+                   const char *prefix)
+{
+  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
+    return GTK_LABEL (w);
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkLabel *found = find_label_prefix (c, prefix);
+      if (found)
+        return found;
+    }
+  return NULL;
+}
+
+static void
+flag_cb (GbFeaturesView *view,
+         gboolean       *flag)
+{
+  *flag = TRUE;
+}
+
+/* A Features view in a window, training an SAE on a tiny model for far
+ * longer than the test waits; returns once training has reported a step.
+ * The SAE is written to *@out. */
+static GbFeaturesView *
+start_sae_training (GtkWindow **win_out,
+                    char      **out,
+                    gboolean   *ready,
+                    gboolean   *failed)
+{
+  g_autofree char *model_dir = gb_test_tmpdir ();
+  g_autofree char *corpus = gb_test_tmp_path ("jobs-corpus.txt", NULL);
+  g_autoptr (GError) error = NULL;
+
+  gb_test_write_model (model_dir, 2, 3, 12, 64, FALSE, 5);
+  GString *text = g_string_new (NULL);
+  for (guint i = 0; i < 200; i++)
+    g_string_append_printf (text, "Applicant %u lives in zip %u; the bank said %s.\n", i, 40100 + i % 6,
+                            i % 3 ? "yes" : "no");
+  g_assert_true (g_file_set_contents (corpus, text->str, -1, NULL));
+  g_string_free (text, TRUE);
+  g_autoptr (GbModel) model = gb_model_load (model_dir, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  GtkWindow *win = GTK_WINDOW (gtk_window_new ());
+  GbFeaturesView *view = GB_FEATURES_VIEW (gb_features_view_new ());
+  gtk_window_set_child (win, GTK_WIDGET (view));
+  gtk_window_present (win);
+  gb_features_view_set_model (view, model);
+  g_signal_connect (view, "ready", G_CALLBACK (flag_cb), ready);
+  g_signal_connect (view, "failed", G_CALLBACK (flag_cb), failed);
+  GbSaeRunOptions o;
+  gb_sae_run_options_init (&o);
+  o.layer = 1;
+  o.train.d_sae = 48;
+  o.train.k = 4;
+  o.train.batch_size = 64;
+  o.n_tokens = 64 * 1000000;  /* hours: only a stop ends it */
+  o.buffer_tokens = 1024;
+  o.heldout_tokens = 300;
+  *out = gb_test_tmp_path ("jobs-sae", NULL);
+  gb_features_view_train (view, &o, corpus, *out);
+  for (guint waited = 0; find_label_prefix (GTK_WIDGET (view), "Training: step") == NULL; waited += 10)
+    {
+      g_assert_cmpuint (waited, <, 60000);
+      g_assert_false (*failed);
+      spin (10);
+    }
+  *win_out = win;
+  return view;
+}
+
+/* Stop during SAE training keeps the checkpoint, and its features are then
+ * analysed and shown. */
+static void
+test_sae_stop_browses_checkpoint (void)
+{
+  GtkWindow *win;
+  g_autofree char *out = NULL;
+  gboolean ready = FALSE, failed = FALSE;
+  GbFeaturesView *view = start_sae_training (&win, &out, &ready, &failed);
+
+  g_assert_true (gb_features_view_stop_training (view));
+  for (guint waited = 0; !ready && !failed; waited += 10)
+    {
+      g_assert_cmpuint (waited, <, 60000);
+      spin (10);
+    }
+  g_assert_false (failed);
+  g_assert_false (gb_features_view_stop_training (view));
+  g_autofree char *features = g_build_filename (out, "features.json", NULL);
+  g_assert_true (g_file_test (features, G_FILE_TEST_EXISTS));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbSae) sae = gb_sae_load (out, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (sae->trained_tokens, >, 0);
+  g_assert_cmpuint (sae->trained_tokens, <, 64 * 1000000);
+  gtk_window_destroy (win);
+}
+
+/* Closing the window just after Stop ends the job there: the analysis of
+ * the checkpoint that Stop starts is cancelled too (it ran to the end,
+ * uncancellable, before), and the view is freed once the worker lets go. */
+static void
+test_sae_close_after_stop (void)
+{
+  GtkWindow *win;
+  g_autofree char *out = NULL;
+  gboolean ready = FALSE, failed = FALSE;
+  GbFeaturesView *view = start_sae_training (&win, &out, &ready, &failed);
+  gpointer alive = view;
+
+  g_object_add_weak_pointer (G_OBJECT (view), &alive);
+  g_assert_true (gb_features_view_stop_training (view));
+  gtk_window_destroy (win);
+  for (guint waited = 0; alive != NULL; waited += 10)
+    {
+      g_assert_cmpuint (waited, <, 60000);
+      spin (10);
+    }
+  g_assert_false (ready);
+  g_assert_false (failed);
+  g_autofree char *cfg = g_build_filename (out, "cfg.json", NULL);
+  g_autofree char *features = g_build_filename (out, "features.json", NULL);
+  g_assert_true (g_file_test (cfg, G_FILE_TEST_EXISTS));       /* the checkpoint was saved */
+  g_assert_false (g_file_test (features, G_FILE_TEST_EXISTS)); /* but not analysed */
+}
+
 int
 main (int    argc,
       char **argv)
@@ -303,5 +434,7 @@ main (int    argc,
   g_test_add_func ("/ui/a11y/grid-rtl", test_grid_rtl);
   g_test_add_func ("/ui/window/close-while-loading", test_close_while_loading);
   g_test_add_func ("/ui/window/explain-links-steering", test_explain_links_steering);
+  g_test_add_func ("/ui/features/stop-browses-checkpoint", test_sae_stop_browses_checkpoint);
+  g_test_add_func ("/ui/features/close-after-stop", test_sae_close_after_stop);
   return g_test_run ();
 }

@@ -47,6 +47,11 @@ typedef struct
   GArray  *loss, *l0;  /* float, training history */
   guint    idle_id;
   GWeakRef view;
+  /* Training's own stop: Cancel during training stops it and the features
+   * of the checkpoint are then browsed; the task's cancellable (a new job,
+   * a model switch, closing the window) ends everything, analysis included. */
+  GCancellable *stop;
+  gboolean      training;  /* under lock */
 } Job;
 
 typedef struct
@@ -101,6 +106,7 @@ struct _GbFeaturesView
   GtkCustomSorter    *sorter;
   GtkSingleSelection *selection;
   GCancellable       *cancellable;
+  GtkButton          *cancel_button;
   Job                *job;
   char               *corpus;
   GtkFileChooserNative *chooser;
@@ -156,6 +162,7 @@ job_free (Job *job)
   g_array_unref (job->loss);
   g_array_unref (job->l0);
   g_weak_ref_clear (&job->view);
+  g_clear_object (&job->stop);
 }
 
 static void
@@ -289,10 +296,16 @@ job_idle_cb (gpointer data)
   g_mutex_lock (&job->lock);
   job->idle_id = 0;
   const double fraction = job->fraction;
+  const gboolean training = job->training;
   g_autofree char *message = g_strdup (job->message);
   g_mutex_unlock (&job->lock);
   if (self == NULL || self->job != job)
     return G_SOURCE_REMOVE;
+  if (!training)
+    {
+      gtk_button_set_label (self->cancel_button, "Cancel");
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->cancel_button), NULL);
+    }
   gtk_progress_bar_set_fraction (self->progress, CLAMP (fraction, 0, 1));
   gtk_label_set_text (self->progress_label, message ? message : "");
   gtk_widget_queue_draw (self->plot);
@@ -377,6 +390,13 @@ cache_read (const char *sae_dir,
 }
 
 static void
+stop_training (GCancellable *cancellable,
+               gpointer      stop)
+{
+  g_cancellable_cancel (stop);
+}
+
+static void
 job_thread (GTask        *task,
             gpointer      source,
             gpointer      task_data,
@@ -387,13 +407,21 @@ job_thread (GTask        *task,
 
   if (d->train)
     {
-      GbSae *trained = gb_sae_train_on_model (d->model, &d->run, train_progress_cb, d->job, cancellable, &error);
+      /* Ending the job also stops training. */
+      gulong id = g_cancellable_connect (cancellable, G_CALLBACK (stop_training), d->job->stop, NULL);
+      GbSae *trained = gb_sae_train_on_model (d->model, &d->run, train_progress_cb, d->job, d->job->stop, &error);
+      g_cancellable_disconnect (cancellable, id);
+      g_mutex_lock (&d->job->lock);
+      d->job->training = FALSE;
+      g_mutex_unlock (&d->job->lock);
       if (trained == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         {
           g_task_return_error (task, g_steal_pointer (&error));
           return;
         }
       gb_sae_free (trained);
+      if (g_task_return_error_if_cancelled (task))
+        return;
       g_autofree char *cfg = g_build_filename (d->sae_dir, "cfg.json", NULL);
       if (error != NULL && !g_file_test (cfg, G_FILE_TEST_EXISTS))
         {
@@ -401,9 +429,8 @@ job_thread (GTask        *task,
           g_task_return_error (task, g_steal_pointer (&error));
           return;
         }
-      /* Cancelled: the checkpoint is browsed as it is. */
+      /* Stopped: the checkpoint is browsed as it is. */
       g_clear_error (&error);
-      cancellable = NULL;
     }
   d->sae = gb_sae_load (d->sae_dir, &error);
   if (d->sae == NULL || !gb_sae_check_model (d->sae, d->model, &error))
@@ -889,11 +916,16 @@ start_job (GbFeaturesView *self,
   self->job->loss = g_array_new (FALSE, FALSE, sizeof (float));
   self->job->l0 = g_array_new (FALSE, FALSE, sizeof (float));
   g_weak_ref_init (&self->job->view, self);
+  self->job->stop = g_cancellable_new ();
+  self->job->training = d->train;
   d->job = g_atomic_rc_box_acquire (self->job);
   d->model = gb_model_ref (self->model);
   gtk_progress_bar_set_fraction (self->progress, 0);
   gtk_label_set_text (self->progress_label, message);
   gtk_widget_set_visible (self->plot, d->train);
+  gtk_button_set_label (self->cancel_button, d->train ? "Stop" : "Cancel");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->cancel_button),
+                               d->train ? "Stop training and browse the features learned so far" : NULL);
   gtk_revealer_set_reveal_child (self->progress_revealer, TRUE);
   /* No source object (the worker may drop the task's last reference; the
    * view must be finalized on the main thread): the callback owns this. */
@@ -901,6 +933,14 @@ start_job (GbFeaturesView *self,
   g_task_set_source_tag (task, start_job);
   g_task_set_task_data (task, d, (GDestroyNotify) job_data_free);
   g_task_run_in_thread (task, job_thread);
+}
+
+/* The progress row's button: Stop while training, Cancel after. */
+static void
+cancel_clicked_cb (GbFeaturesView *self)
+{
+  if (!gb_features_view_stop_training (self))
+    gb_features_view_cancel (self);
 }
 
 /* ---- Training plot ---- */
@@ -1608,16 +1648,16 @@ build_progress (GbFeaturesView *self)
 {
   GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 4);
   GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
-  GtkWidget *cancel = gtk_button_new_with_label ("Cancel");
+  self->cancel_button = GTK_BUTTON (gtk_button_new_with_label ("Cancel"));
 
   self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
   gtk_widget_set_hexpand (GTK_WIDGET (self->progress), TRUE);
   gtk_widget_set_valign (GTK_WIDGET (self->progress), GTK_ALIGN_CENTER);
   self->progress_label = GTK_LABEL (dim_label (""));
   gtk_label_set_ellipsize (self->progress_label, PANGO_ELLIPSIZE_END);
-  g_signal_connect_swapped (cancel, "clicked", G_CALLBACK (gb_features_view_cancel), self);
+  g_signal_connect_swapped (self->cancel_button, "clicked", G_CALLBACK (cancel_clicked_cb), self);
   gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->progress));
-  gtk_box_append (GTK_BOX (row), cancel);
+  gtk_box_append (GTK_BOX (row), GTK_WIDGET (self->cancel_button));
   self->plot = gtk_drawing_area_new ();
   gtk_widget_set_size_request (self->plot, -1, 60);
   gtk_drawing_area_set_draw_func (GTK_DRAWING_AREA (self->plot), plot_draw_cb, self, NULL);
@@ -1746,6 +1786,17 @@ gb_features_view_finalize (GObject *object)
   G_OBJECT_CLASS (gb_features_view_parent_class)->finalize (object);
 }
 
+/* Leaving the window ends the job: the job holds the view, so dispose
+ * would not run while one is alive. */
+static void
+gb_features_view_unroot (GtkWidget *widget)
+{
+  GbFeaturesView *self = GB_FEATURES_VIEW (widget);
+
+  g_cancellable_cancel (self->cancellable);
+  GTK_WIDGET_CLASS (gb_features_view_parent_class)->unroot (widget);
+}
+
 static void
 gb_features_view_class_init (GbFeaturesViewClass *klass)
 {
@@ -1753,6 +1804,7 @@ gb_features_view_class_init (GbFeaturesViewClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = gb_features_view_dispose;
+  widget_class->unroot = gb_features_view_unroot;
   object_class->finalize = gb_features_view_finalize;
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "featuresview");
@@ -1875,6 +1927,20 @@ gb_features_view_cancel (GbFeaturesView *self)
 {
   g_return_if_fail (GB_IS_FEATURES_VIEW (self));
   g_cancellable_cancel (self->cancellable);
+}
+
+gboolean
+gb_features_view_stop_training (GbFeaturesView *self)
+{
+  g_return_val_if_fail (GB_IS_FEATURES_VIEW (self), FALSE);
+  if (self->job == NULL)
+    return FALSE;
+  g_mutex_lock (&self->job->lock);
+  const gboolean training = self->job->training;
+  g_mutex_unlock (&self->job->lock);
+  if (training)
+    g_cancellable_cancel (self->job->stop);
+  return training;
 }
 
 void

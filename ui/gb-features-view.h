@@ -53,6 +53,9 @@ void        gb_features_view_show_text (GbFeaturesView *self,
                                         const char     *text);
 /* Cancels the running job, if any. */
 void        gb_features_view_cancel (GbFeaturesView *self);
+/* While an SAE trains: stops training, keeping the checkpoint, whose
+ * features are then analysed and shown; FALSE when nothing is training. */
+gboolean    gb_features_view_stop_training (GbFeaturesView *self);
 
 /* The bundled sample corpus, and the bundled SAE for @model (NULL if none). */
 const char *gb_features_view_default_corpus (void);
