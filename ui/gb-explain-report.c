@@ -726,7 +726,8 @@ gb_explain_report_write (const char               *path,
   g_return_val_if_fail (path != NULL && explainer != NULL && prov != NULL, FALSE);
   g_return_val_if_fail (e != NULL || audit != NULL, FALSE);
 
-  g_autofree char *sha = gb_model_weights_sha256 (prov->model_dir, error);
+  g_autofree char *sha = prov->weights_sha256 ? g_strdup (prov->weights_sha256)
+                                              : gb_model_weights_sha256 (prov->model_dir, error);
   if (sha == NULL)
     return FALSE;
   g_autoptr (GByteArray) bytes = g_byte_array_new ();

@@ -82,6 +82,7 @@ typedef struct
   const GbSaeAnalysis *sae_analysis; /* feature descriptions, or NULL */
   const char *sae_field;     /* a field whose tokens were encoded too, or NULL */
   const GArray *sae_field_features; /* their largest activations, or NULL */
+  const char *weights_sha256; /* gb_model_weights_sha256() of model_dir, or NULL: hashed here */
 } GbReportProvenance;
 
 /* "FILE (SHA-256 hex): blocks 3, 4, multiplier M, from position P" for a

@@ -97,6 +97,9 @@ struct _GbExplainView
   GbModel        *model;
   GbExplainer    *explainer;
   GPtrArray      *retired;        /* explainers a cancelled job may still use */
+  guint           n_jobs;         /* jobs running (Job structs alive) */
+  char           *weights_sha;    /* the model's weights, hashed on a worker at load */
+  GCancellable   *hash_cancellable;
   GbExplanation  *explanation;
   GbAudit        *audit;
   char           *schema_path;
@@ -175,12 +178,17 @@ job_new (GbExplainView *view)
   Job *job = g_new0 (Job, 1);
   job->view = g_object_ref (view);
   job->explainer = view->explainer;
+  view->n_jobs++;
   return job;
 }
 
 static void
 job_free (Job *job)
 {
+  /* The last job out lets go of the explainers (and models) that the
+   * cancelled jobs were still reading. */
+  if (--job->view->n_jobs == 0)
+    g_ptr_array_set_size (job->view->retired, 0);
   g_object_unref (job->view);
   steering_free (job->steering);
   g_free (job);
@@ -1366,6 +1374,9 @@ export_report (GbExplainView *self,
       prov.sae_field_features = self->sae_field_top;
     }
 
+  /* Hashed when the model loaded (a GPT-2's 500 MB take seconds); here only
+   * when Export came first. */
+  prov.weights_sha256 = self->weights_sha;
   if (self->explanation == NULL && self->audit == NULL)
     {
       g_set_error (error, GB_ERROR, GB_ERROR_ARGUMENT, "%s: nothing to report yet", path);
@@ -1939,7 +1950,9 @@ gb_explain_view_dispose (GObject *object)
   g_clear_object (&self->audit_cancellable);
   g_clear_object (&self->train_cancellable);
   g_clear_object (&self->diag_cancellable);
-  g_clear_object (&self->chooser);
+  g_cancellable_cancel (self->hash_cancellable);
+  g_clear_object (&self->hash_cancellable);
+  gb_drop_chooser (&self->chooser, self);
   g_signal_handlers_disconnect_by_data (adw_style_manager_get_default (), self);
   G_OBJECT_CLASS (gb_explain_view_parent_class)->dispose (object);
 }
@@ -1977,6 +1990,7 @@ gb_explain_view_finalize (GObject *object)
   g_free (self->audit_path);
   g_free (self->error_text);
   g_free (self->report_path);
+  g_free (self->weights_sha);
   G_OBJECT_CLASS (gb_explain_view_parent_class)->finalize (object);
 }
 
@@ -1991,6 +2005,7 @@ gb_explain_view_unroot (GtkWidget *widget)
   g_cancellable_cancel (self->audit_cancellable);
   g_cancellable_cancel (self->train_cancellable);
   g_cancellable_cancel (self->diag_cancellable);
+  g_cancellable_cancel (self->hash_cancellable);
   GTK_WIDGET_CLASS (gb_explain_view_parent_class)->unroot (widget);
 }
 
@@ -2038,6 +2053,53 @@ gb_explain_view_new (void)
   return g_object_new (GB_TYPE_EXPLAIN_VIEW, NULL);
 }
 
+static void
+hash_thread (GTask        *task,
+             gpointer      source,
+             gpointer      dir,
+             GCancellable *cancellable)
+{
+  GError *error = NULL;
+  char *sha = gb_model_weights_sha256 (dir, &error);
+  if (sha == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, sha, g_free);
+}
+
+static void
+hash_done_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      data)
+{
+  g_autoptr (GbExplainView) self = data;
+  g_autoptr (GError) error = NULL;
+  char *sha = g_task_propagate_pointer (G_TASK (result), &error);
+
+  /* Cancelled (a newer model) or failed: the report hashes at export and
+   * reports the error there. */
+  if (sha != NULL)
+    {
+      g_free (self->weights_sha);
+      self->weights_sha = sha;
+    }
+}
+
+static void
+hash_weights (GbExplainView *self)
+{
+  g_cancellable_cancel (self->hash_cancellable);
+  g_clear_object (&self->hash_cancellable);
+  g_clear_pointer (&self->weights_sha, g_free);
+  if (self->model == NULL)
+    return;
+  self->hash_cancellable = g_cancellable_new ();
+  /* No source object: the callback owns the view's reference. */
+  g_autoptr (GTask) task = g_task_new (NULL, self->hash_cancellable, hash_done_cb, g_object_ref (self));
+  g_task_set_task_data (task, g_strdup (gb_model_get_path (self->model)), g_free);
+  g_task_run_in_thread (task, hash_thread);
+}
+
 void
 gb_explain_view_set_model (GbExplainView *self,
                            GbModel       *model)
@@ -2048,8 +2110,9 @@ gb_explain_view_set_model (GbExplainView *self,
   g_cancellable_cancel (self->explain_cancellable);
   g_cancellable_cancel (self->audit_cancellable);
   /* A cancelled job may still be reading the old explainer. */
-  if (self->explainer)
+  if (self->explainer && self->n_jobs > 0)
     g_ptr_array_add (self->retired, g_steal_pointer (&self->explainer));
+  g_clear_pointer (&self->explainer, gb_explainer_free);
   g_clear_pointer (&self->explanation, gb_explanation_free);
   g_clear_pointer (&self->audit, gb_audit_free);
   g_clear_pointer (&self->model, gb_model_unref);
@@ -2073,6 +2136,7 @@ gb_explain_view_set_model (GbExplainView *self,
           adw_status_page_set_description (self->empty_page, desc);
         }
     }
+  hash_weights (self);
   /* Vectors and SAEs belong to a model. */
   g_cancellable_cancel (self->train_cancellable);
   g_cancellable_cancel (self->diag_cancellable);

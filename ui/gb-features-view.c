@@ -1058,7 +1058,7 @@ train_clicked_cb (GtkButton *button,
 static void
 form_free (TrainForm *f)
 {
-  g_clear_object (&f->chooser);
+  gb_drop_chooser (&f->chooser, f);
   g_free (f);
 }
 
@@ -1763,7 +1763,7 @@ gb_features_view_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
-  g_clear_object (&self->chooser);
+  gb_drop_chooser (&self->chooser, self);
   g_clear_pointer (&self->box, gtk_widget_unparent);
   g_clear_object (&self->selection);
   g_clear_object (&self->filter);

@@ -1583,7 +1583,7 @@ gb_steering_view_dispose (GObject *object)
   g_clear_handle_id (&self->restart_id, g_source_remove);
   g_clear_object (&self->train_cancellable);
   g_clear_object (&self->sweep_cancellable);
-  g_clear_object (&self->chooser);
+  gb_drop_chooser (&self->chooser, self);
   gtk_widget_dispose_template (GTK_WIDGET (self), GB_TYPE_STEERING_VIEW);
   /* The template's top-level child is not a bound child: unparent it too. */
   GtkWidget *child;

@@ -5,6 +5,7 @@
 #include <glib/gi18n.h>
 #include <math.h>
 
+#include "gb-ui-util.h"
 #include "gb-attention-grid.h"
 #include "gb-attention-render.h"
 #include "gb-build-config.h"
@@ -1463,7 +1464,7 @@ gb_window_dispose (GObject *object)
   g_clear_object (&self->load_cancellable);
   g_clear_object (&self->run_cancellable);
   g_clear_object (&self->settings);
-  g_clear_object (&self->chooser);
+  gb_drop_chooser (&self->chooser, self);
   gtk_widget_dispose_template (GTK_WIDGET (self), GB_TYPE_WINDOW);
   G_OBJECT_CLASS (gb_window_parent_class)->dispose (object);
 }
