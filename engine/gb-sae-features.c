@@ -10,6 +10,7 @@
 #include "gb-error.h"
 #include "gb-json.h"
 #include "gb-model-private.h"
+#include "gb-paths.h"
 #include "gb-sae.h"
 
 #define N_BANDS 4
@@ -403,14 +404,14 @@ gb_sae_analysis_key (const GbSae *sae,
                      const char  *corpus_path,
                      guint64      max_tokens)
 {
+  /* Contents, not modification times: a cache shipped beside an SAE (the
+   * bundled one) stays valid after a clone or a copy. */
   g_autofree char *w = sae->path ? g_build_filename (sae->path, "sae_weights.safetensors", NULL) : NULL;
-  GStatBuf a = { 0 }, b = { 0 };
-  if (w)
-    g_stat (w, &a);
-  g_stat (corpus_path, &b);
+  g_autofree char *w_sha = w ? gb_file_sha256 (w, NULL) : NULL;
+  g_autofree char *c_sha = corpus_path && *corpus_path ? gb_file_sha256 (corpus_path, NULL) : NULL;
   g_autofree char *base = g_path_get_basename (corpus_path);
-  return g_strdup_printf ("v2 w:%lld:%lld c:%s:%lld:%lld n:%" G_GUINT64_FORMAT, (long long) a.st_size, (long long) a.st_mtime,
-                          base, (long long) b.st_size, (long long) b.st_mtime, max_tokens);
+  return g_strdup_printf ("v3 w:%s c:%s:%s n:%" G_GUINT64_FORMAT, w_sha ? w_sha : "none", base,
+                          c_sha ? c_sha : "none", max_tokens);
 }
 
 static void
@@ -622,7 +623,7 @@ gb_sae_analysis_load_for_weights (const char  *path,
                                   const GbSae *sae,
                                   GError     **error)
 {
-  /* The key starts "v2 w:SIZE:MTIME c:": the weights' part. */
+  /* The key starts "v3 w:SHA256 c:": the weights' part. */
   g_autofree char *key = gb_sae_analysis_key (sae, "", 0);
   char *c = strstr (key, " c:");
   if (c == NULL)

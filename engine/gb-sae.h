@@ -364,7 +364,8 @@ GbSaeAnalysis *gb_sae_analysis_load (const char *path,
 GbSaeAnalysis *gb_sae_analysis_load_for_weights (const char  *path,
                                                  const GbSae *sae,
                                                  GError     **error);
-/* A key that changes when the SAE weights or the corpus change. */
+/* A key that changes when the SAE weights or the corpus change (their
+ * SHA-256: reads both files). */
 char          *gb_sae_analysis_key (const GbSae *sae,
                                     const char  *corpus_path,
                                     guint64      max_tokens);

@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <utime.h>
 
 #include "gb-test-util.h"
 
@@ -720,6 +721,44 @@ test_analysis (void)
   g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
 }
 
+/* The feature cache's key follows the contents of the weights and the
+ * corpus, not their modification times: a cache shipped beside the bundled
+ * SAE stays valid after a clone, and goes stale when the weights change. */
+static void
+test_analysis_key (void)
+{
+  g_autofree char *dir = gb_test_tmpdir ();
+  g_autofree char *corpus = g_build_filename (dir, "corpus.txt", NULL);
+  g_autofree char *sae_dir = g_build_filename (dir, "sae", NULL);
+  g_autofree char *weights = g_build_filename (sae_dir, "sae_weights.safetensors", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GbSae) sae = gb_sae_new (GB_SAE_TOPK, 4, 8, 2);
+
+  g_assert_true (g_file_set_contents (corpus, "some text\n", -1, NULL));
+  g_assert_true (gb_sae_save (sae, sae_dir, &error));
+  g_autoptr (GbSae) loaded = gb_sae_load (sae_dir, &error);
+  g_assert_no_error (error);
+  g_autofree char *key = gb_sae_analysis_key (loaded, corpus, 1000);
+  g_assert_true (g_str_has_prefix (key, "v3 w:"));
+
+  /* Touched (as a clone does): the same key. */
+  g_assert_cmpint (g_utime (weights, &(struct utimbuf) { 1, 1 }), ==, 0);
+  g_assert_cmpint (g_utime (corpus, &(struct utimbuf) { 1, 1 }), ==, 0);
+  g_autofree char *touched = gb_sae_analysis_key (loaded, corpus, 1000);
+  g_assert_cmpstr (touched, ==, key);
+
+  /* Other weights, another corpus, another budget: other keys. */
+  g_autofree char *budget = gb_sae_analysis_key (loaded, corpus, 2000);
+  g_assert_cmpstr (budget, !=, key);
+  g_assert_true (g_file_set_contents (corpus, "other text\n", -1, NULL));
+  g_autofree char *other_corpus = gb_sae_analysis_key (loaded, corpus, 1000);
+  g_assert_cmpstr (other_corpus, !=, key);
+  sae->b_dec[0] = 1;
+  g_assert_true (gb_sae_save (sae, sae_dir, &error));
+  g_autofree char *other_weights = gb_sae_analysis_key (loaded, corpus, 1000);
+  g_assert_cmpstr (other_weights, !=, other_corpus);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -738,6 +777,7 @@ main (int    argc,
   g_test_add_func ("/engine/sae/train-on-model", test_train_on_model);
   g_test_add_func ("/engine/sae/splice/lossless", test_lossless_splice);
   g_test_add_func ("/engine/sae/analysis", test_analysis);
+  g_test_add_func ("/engine/sae/analysis-key", test_analysis_key);
   int status = g_test_run ();
   g_free (model_dir);
   return status;
