@@ -1349,14 +1349,7 @@ save_feature_png (GbFeaturesView *self,
   g_autoptr (GskRenderNode) node = gtk_snapshot_free_to_node (snap);
   GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (w));
   g_autoptr (GdkTexture) tex = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  g_autofree char *tmp = g_strconcat (path, ".part", NULL);
-  if (!gdk_texture_save_to_png (tex, tmp) || g_rename (tmp, path) != 0)
-    {
-      g_remove (tmp);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: could not write the PNG", path);
-      return FALSE;
-    }
-  return TRUE;
+  return gb_texture_save_png (tex, path, error);
 }
 
 gboolean

@@ -1011,7 +1011,13 @@ save_screenshot (GtkWidget  *widget,
     return FALSE;
   GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
   g_autoptr (GdkTexture) texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w * scale, h * scale));
-  return gdk_texture_save_to_png (texture, path);
+  g_autoptr (GError) error = NULL;
+  if (!gb_texture_save_png (texture, path, &error))
+    {
+      g_printerr ("glassbox: %s\n", error->message);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* Saves the screenshot once the window is mapped, has its size and has
@@ -1023,11 +1029,12 @@ screenshot_tick_cb (GtkWidget     *widget,
                     gpointer       data)
 {
   GbWindow *self = data;
-  static guint frames;
+  guint frames = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (widget), "gb-shot-frames")) + 1;
 
   if (!gtk_widget_get_mapped (widget) || gtk_widget_get_width (widget) <= 0)
     return G_SOURCE_CONTINUE;
-  if (++frames < 6)
+  g_object_set_data (G_OBJECT (widget), "gb-shot-frames", GUINT_TO_POINTER (frames));
+  if (frames < 6)
     {
       gtk_widget_queue_draw (widget);
       return G_SOURCE_CONTINUE;
