@@ -24,7 +24,7 @@ shot=$(mktemp -d)
 for i in $(seq "${RUNS:-3}"); do
   GSETTINGS_SCHEMA_DIR="$BUILD/data" GSETTINGS_BACKEND=memory \
     xvfb-run -a -s "-screen 0 1400x900x24" "$BUILD/app/glassbox" --model "$MODEL" --text "$TEXT" \
-    --layer 5 --head 1 --frame-stats --screenshot "$shot/frame-gap.png" 2>/dev/null | grep '^frames'
+    --layer 5 --head 1 --frame-stats --screenshot "$shot/frame-gap.png" 2>/dev/null | grep -E '^(frames|  gap)'
 done
 rm -rf "$shot"
 uptime
