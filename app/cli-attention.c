@@ -98,7 +98,7 @@ gb_cli_attention (int    argc,
     g_printerr ("glassbox-cli: note: the text is %u tokens past the model's context of %u; they were left out\n",
                 dropped, ids->len);
 
-  g_autoptr (GbAttentionMaps) maps = gb_attention_maps_compute (model, (gint32 *) ids->data, ids->len, 0, NULL, NULL, NULL, &error);
+  g_autoptr (GbAttentionMaps) maps = gb_attention_maps_compute (model, (gint32 *) ids->data, ids->len, NULL, NULL, NULL, &error);
   if (maps == NULL)
     return gb_cli_fail (error);
   gboolean ok;

@@ -20,6 +20,7 @@ typedef struct
   float *a;      /* [T, D] attention or MLP output */
   float *f;      /* [T, F] MLP hidden */
   float *scores; /* [T, N] one head's attention */
+  float *pattern; /* [H, T, N] for GbRecord.pattern_sink, or NULL */
 } Scratch;
 
 static const char *const hook_names[GB_N_HOOKS] = {
@@ -388,13 +389,18 @@ block_forward (GbModel              *self,
       memcpy (cache->v[l] + (gsize) (pos0 + t) * D, row + 2 * D, D * sizeof (float));
     }
   float *pattern = NULL;
-  if (trace != NULL && rec != NULL && wants (rec->hooks[GB_HOOK_PATTERN], l))
+  const gboolean want_pattern = rec != NULL && wants (rec->hooks[GB_HOOK_PATTERN], l);
+  if (want_pattern && rec->pattern_sink != NULL)
+    pattern = s->pattern;
+  else if (want_pattern && trace != NULL)
     {
       if (trace->acts[GB_HOOK_PATTERN] == NULL)
         trace->acts[GB_HOOK_PATTERN] = g_new0 (float *, trace->n_layer);
       pattern = trace->acts[GB_HOOK_PATTERN][l] = g_new (float, (gsize) c->n_head * T * (pos0 + T));
     }
   attention (self, s, cache->k[l], cache->v[l], l, pos0, T, pattern, iv, n_iv);
+  if (want_pattern && rec->pattern_sink != NULL)
+    rec->pattern_sink (l, pattern, rec->pattern_sink_data);
   gb_matmul (s->a, s->z, w->proj_w, w->proj_b, T, D, D);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_ATTN_OUT, l, s->a, pos0, T);
   add_rows (s->x, s->a, TD);
@@ -478,9 +484,11 @@ check_memory (GbModel        *self,
 
   for (guint l = 0; rec != NULL && l < c->n_layer; l++)
     for (guint h = 0; h < GB_N_HOOKS; h++)
-      if (wants (rec->hooks[h], l))
+      if (wants (rec->hooks[h], l) && !(h == GB_HOOK_PATTERN && rec->pattern_sink != NULL))
         floats += h == GB_HOOK_PATTERN ? (double) c->n_head * T * N
                                        : (double) T * (h == GB_HOOK_MLP_POST ? c->n_inner : c->n_embd);
+  if (rec != NULL && rec->pattern_sink != NULL && rec->hooks[GB_HOOK_PATTERN] != 0)
+    floats += (double) c->n_head * T * N; /* one layer's, reused */
   if (rec != NULL && rec->logits != GB_LOGITS_NONE)
     floats += (rec->logits == GB_LOGITS_ALL ? (double) T : 1.0) * c->n_vocab;
   const double bytes = floats * sizeof (float);
@@ -579,6 +587,9 @@ gb_forward_core (GbModel              *self,
   s.a = s.z + TD;
   s.f = s.a + TD;
   s.scores = s.f + TF;
+  g_autofree float *sink_pattern = NULL;
+  if (rec != NULL && rec->pattern_sink != NULL && rec->hooks[GB_HOOK_PATTERN] != 0)
+    s.pattern = sink_pattern = g_new (float, (gsize) c->n_head * TN);
 
   embed (self, s.x, tokens, T, pos0);
   for (guint l = 0; l < c->n_layer; l++)

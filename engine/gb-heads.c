@@ -9,7 +9,6 @@
 #include "gb-heads.h"
 
 #define DEFAULT_SEQ_LEN 50
-#define DEFAULT_BUDGET ((gsize) 128 << 20)
 
 static const struct
 {
@@ -349,11 +348,29 @@ store_layer (GbAttentionMaps *m,
   gb_attention_mean_heads (m->layer_means + (gsize) l * T * T, pattern, H, T);
 }
 
+typedef struct
+{
+  GbAttentionMaps *maps;
+  GbProgressFunc   progress;
+  gpointer         progress_data;
+} Sink;
+
+static void
+sink_layer (guint        layer,
+            const float *pattern,
+            gpointer     data)
+{
+  Sink *s = data;
+
+  store_layer (s->maps, layer, pattern);
+  if (s->progress)
+    s->progress ((layer + 1.0) / (s->maps->n_layer + 1), "Running the model", s->progress_data);
+}
+
 GbAttentionMaps *
 gb_attention_maps_compute (GbModel        *model,
                            const gint32   *tokens,
                            guint           n_tokens,
-                           gsize           budget_bytes,
                            GCancellable   *cancellable,
                            GbProgressFunc  progress,
                            gpointer        progress_data,
@@ -362,9 +379,6 @@ gb_attention_maps_compute (GbModel        *model,
   g_return_val_if_fail (model != NULL && tokens != NULL, NULL);
   const GbConfig *c = gb_model_get_config (model);
   const guint L = c->n_layer, H = c->n_head, T = n_tokens;
-  const gsize layer_bytes = (gsize) H * T * T * sizeof (float);
-  const guint per_pass = CLAMP ((budget_bytes ? budget_bytes : DEFAULT_BUDGET) / MAX (layer_bytes, 1), 1, L);
-  const guint n_passes = (L + per_pass - 1) / per_pass;
 
   if (T == 0)
     {
@@ -380,24 +394,22 @@ gb_attention_maps_compute (GbModel        *model,
   m->layer_means = g_new (float, (gsize) L * T * T);
   m->rollout = g_new (float, (gsize) T * T);
 
-  for (guint p = 0; p < n_passes; p++)
-    {
-      const guint l0 = p * per_pass, l1 = MIN (L, l0 + per_pass);
-      GbRecord rec = { .logits = GB_LOGITS_NONE };
-      for (guint l = l0; l < l1; l++)
-        rec.hooks[GB_HOOK_PATTERN] |= G_GUINT64_CONSTANT (1) << l;
-      if (progress)
-        progress ((double) p / (n_passes + 1), n_passes > 1 ? "Running the model (one pass per group of layers)" : "Running the model", progress_data);
-      g_autoptr (GbTrace) trace = gb_model_forward (model, tokens, T, &rec, NULL, 0, cancellable, error);
-      if (trace == NULL)
-        return NULL;
-      for (guint l = l0; l < l1; l++)
-        store_layer (m, l, gb_trace_get (trace, GB_HOOK_PATTERN, l));
-    }
+  /* One pass: each layer's float pattern is stored compactly as soon as it
+   * is computed (it used to take one pass per group of layers that fitted a
+   * budget, each from the first layer: 6 passes, 42 layers' work instead of
+   * 12, for 1,024 tokens of GPT-2 small). */
+  Sink sink = { m, progress, progress_data };
+  GbRecord rec = { .logits = GB_LOGITS_NONE, .pattern_sink = sink_layer, .pattern_sink_data = &sink };
+  rec.hooks[GB_HOOK_PATTERN] = GB_ALL_LAYERS;
+  if (progress)
+    progress (0, "Running the model", progress_data);
+  g_autoptr (GbTrace) trace = gb_model_forward (model, tokens, T, &rec, NULL, 0, cancellable, error);
+  if (trace == NULL)
+    return NULL;
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
   if (progress)
-    progress ((double) n_passes / (n_passes + 1), "Rolling attention out across layers", progress_data);
+    progress ((double) L / (L + 1), "Rolling attention out across layers", progress_data);
   g_autofree const float **means = g_new (const float *, L);
   for (guint l = 0; l < L; l++)
     means[l] = m->layer_means + (gsize) l * T * T;

@@ -99,13 +99,12 @@ typedef struct
   float   *rollout;     /* [T, T] */
 } GbAttentionMaps;
 
-/* Runs the model on @tokens in as many passes as it takes to keep the float
- * patterns held at once under @budget_bytes (0: 128 MiB), so a long text
- * never holds every layer's float attention. Progress reports per pass. */
+/* Runs the model on @tokens once, storing each layer's attention compactly
+ * as soon as it is computed, so a long text never holds more than one
+ * layer's float patterns. Progress reports per layer. */
 GbAttentionMaps *gb_attention_maps_compute (GbModel        *model,
                                             const gint32   *tokens,
                                             guint           n_tokens,
-                                            gsize           budget_bytes,
                                             GCancellable   *cancellable,
                                             GbProgressFunc  progress,
                                             gpointer        progress_data,

@@ -91,6 +91,15 @@ typedef struct
   guint64  hooks[GB_N_HOOKS];
   /* Logits: none, last position only, or every position. */
   enum { GB_LOGITS_NONE, GB_LOGITS_LAST, GB_LOGITS_ALL } logits;
+  /* Optional: attention patterns handed over one layer at a time instead
+   * of kept. Called on the forward's thread right after block L's attention
+   * for each layer hooks[GB_HOOK_PATTERN] asks for, with its [H, T, N]
+   * pattern, valid during the call only; the trace then holds no patterns,
+   * and the pass needs memory for one layer's, not all. */
+  void   (*pattern_sink) (guint        layer,
+                          const float *pattern,
+                          gpointer     data);
+  gpointer pattern_sink_data;
 } GbRecord;
 
 #define GB_ALL_LAYERS G_MAXUINT64

@@ -533,7 +533,7 @@ run_thread (GTask        *task,
   RunJob *job = task_data;
   g_autoptr (GError) error = NULL;
 
-  job->maps = gb_attention_maps_compute (job->model, (gint32 *) job->tokens->data, job->tokens->len, 0, cancellable,
+  job->maps = gb_attention_maps_compute (job->model, (gint32 *) job->tokens->data, job->tokens->len, cancellable,
                                          progress_cb, job->progress, &error);
   if (job->maps == NULL)
     {

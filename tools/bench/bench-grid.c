@@ -107,7 +107,7 @@ bench_memory (const char *dir)
   g_autoptr (GbTrace) warm = gb_model_forward (model, tokens, 8, NULL, NULL, 0, NULL, &error);
   const gsize rss0 = status_kb ("VmRSS:");
   gint64 t0 = g_get_monotonic_time ();
-  g_autoptr (GbAttentionMaps) maps = gb_attention_maps_compute (model, tokens, T, 0, NULL, NULL, NULL, &error);
+  g_autoptr (GbAttentionMaps) maps = gb_attention_maps_compute (model, tokens, T, NULL, NULL, NULL, &error);
   if (maps == NULL)
     g_error ("%s", error->message);
   const double secs = (g_get_monotonic_time () - t0) / 1e6;

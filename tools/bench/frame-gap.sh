@@ -9,6 +9,11 @@
 #
 # Keep the machine quiet: on 2 cores any other busy process delays the main
 # thread and shows up here as gaps that are not the app's.
+#
+# GSK_RENDERER defaults to cairo here. Under Xvfb GTK's default GL renderer
+# runs on Mesa's llvmpipe, a software rasteriser whose threads compete with
+# the model for the two cores: every repaint (each progress update) then
+# costs 55-75 ms that a desktop's GPU does not. GSK_RENDERER=gl measures that.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -22,7 +27,7 @@ TEXT=$(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
 done)
 shot=$(mktemp -d)
 for i in $(seq "${RUNS:-3}"); do
-  GSETTINGS_SCHEMA_DIR="$BUILD/data" GSETTINGS_BACKEND=memory \
+  GSK_RENDERER=${GSK_RENDERER:-cairo} GSETTINGS_SCHEMA_DIR="$BUILD/data" GSETTINGS_BACKEND=memory \
     xvfb-run -a -s "-screen 0 1400x900x24" "$BUILD/app/glassbox" --model "$MODEL" --text "$TEXT" \
     --layer 5 --head 1 --frame-stats --screenshot "$shot/frame-gap.png" 2>/dev/null | grep -E '^(frames|  gap)'
 done
