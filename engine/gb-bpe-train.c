@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gb-parallel.h"
 #include "gb-bpe-train.h"
 #include "gb-error.h"
 #include "gb-npy.h"
@@ -618,6 +619,7 @@ train_thread (GTask        *task,
               gpointer      task_data,
               GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   TrainTask *t = task_data;
   GError *error = NULL;
   GbBpe *bpe = gb_bpe_train_file (t->path, t->vocab_size, cancellable, t->progress, t->progress_data, &error);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-parallel.h"
 #include "gb-error.h"
 #include "gb-explain.h"
 #include "gb-heads.h"
@@ -899,6 +900,7 @@ explain_thread (GTask        *task,
                 gpointer      data,
                 GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   TaskData *td = data;
   GError *error = NULL;
   GbExplanation *e = gb_explainer_explain (td->explainer, td->app, &td->options, cancellable, td->progress,
@@ -1061,6 +1063,7 @@ audit_thread (GTask        *task,
               gpointer      data,
               GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   TaskData *td = data;
   GError *error = NULL;
   GbAudit *a = gb_explainer_audit (td->explainer, td->apps, td->group_key, td->interventions, td->n_interventions,

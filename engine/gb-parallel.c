@@ -1,7 +1,35 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "gb-parallel.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "gb-kernels.h"
+
+#define BACKGROUND_NICE 5
+
+static gint background_workers;
+
+void
+gb_set_background_workers (gboolean background)
+{
+  g_atomic_int_set (&background_workers, background ? 1 : 0);
+}
+
+void
+gb_thread_make_background (void)
+{
+  if (!g_atomic_int_get (&background_workers))
+    return;
+  /* Nice values are per thread on Linux (PRIO_PROCESS with a thread id). */
+  const id_t tid = (id_t) syscall (SYS_gettid);
+  errno = 0;
+  const int nice = getpriority (PRIO_PROCESS, tid);
+  if (errno == 0 && nice < BACKGROUND_NICE)
+    setpriority (PRIO_PROCESS, tid, BACKGROUND_NICE);
+}
 
 #define MAX_PARTS 16
 

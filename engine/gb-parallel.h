@@ -20,4 +20,14 @@ void gb_parallel_range (gsize       n,
                         GbRangeFunc func,
                         gpointer    data);
 
+/* Worker threads at background priority. An interactive front end calls
+ * gb_set_background_workers (TRUE) once; from then on every worker thread
+ * that calls gb_thread_make_background() (each job's thread function, in
+ * the engine and the UI) runs at nice +5 (or stays lower), so the kernel
+ * prefers the main loop's thread when the cores are busy (a model that
+ * streams into two panes keeps both cores busy). Helper threads those
+ * workers start inherit it. Without the call (the CLI) nothing changes. */
+void gb_set_background_workers (gboolean background);
+void gb_thread_make_background (void);
+
 G_END_DECLS

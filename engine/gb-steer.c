@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-parallel.h"
 #include "gb-error.h"
 #include "gb-steer.h"
 
@@ -548,6 +549,7 @@ train_thread (GTask        *task,
               gpointer      task_data,
               GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   TrainData *td = task_data;
   GError *error = NULL;
 

@@ -19,3 +19,4 @@
 #include "gb-application.h"
 #include "gb-explain.h"
 #include "gb-paths.h"
+#include "gb-parallel.h"

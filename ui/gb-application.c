@@ -6,6 +6,7 @@
 #include "gb-application.h"
 #include "gb-build-config.h"
 #include "gb-kernels.h"
+#include "gb-parallel.h"
 #include "gb-window.h"
 
 struct _GbApplication
@@ -158,6 +159,9 @@ gb_application_startup (GApplication *app)
       g_setenv ("OPENBLAS_NUM_THREADS", value, TRUE);
       gb_blas_set_threads (n);
     }
+  /* And the workers run at background priority, so the main loop keeps a
+   * core's share when they fill both. */
+  gb_set_background_workers (TRUE);
   g_action_map_add_action_entries (G_ACTION_MAP (app), entries, G_N_ELEMENTS (entries), app);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);

@@ -721,6 +721,7 @@ diag_thread (GTask        *task,
              gpointer      task_data,
              GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   DiagData *d = task_data;
   GError *error = NULL;
 
@@ -2059,6 +2060,7 @@ hash_thread (GTask        *task,
              gpointer      dir,
              GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   GError *error = NULL;
   char *sha = gb_model_weights_sha256 (dir, &error);
   if (sha == NULL)

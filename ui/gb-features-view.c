@@ -402,6 +402,7 @@ job_thread (GTask        *task,
             gpointer      task_data,
             GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   JobData *d = task_data;
   g_autoptr (GError) error = NULL;
 

@@ -851,6 +851,7 @@ gen_thread (GTask        *task,
             gpointer      task_data,
             GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   GenJob *job = task_data;
   GError *error = NULL;
   g_autofree GbIntervention *iv = NULL;
@@ -1115,6 +1116,7 @@ sweep_thread (GTask        *task,
               gpointer      task_data,
               GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   SweepJob *job = task_data;
   g_autofree GbIntervention *iv = g_new (GbIntervention, job->vector->n_layers);
   GbTokenizer *tok = gb_model_get_tokenizer (job->model);

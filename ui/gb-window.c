@@ -376,6 +376,7 @@ load_thread (GTask        *task,
              gpointer      task_data,
              GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   const char *dir = task_data;
   Progress *p = g_object_get_data (G_OBJECT (task), "progress");
   g_autoptr (GError) error = NULL;
@@ -530,6 +531,7 @@ run_thread (GTask        *task,
             gpointer      task_data,
             GCancellable *cancellable)
 {
+  gb_thread_make_background ();
   RunJob *job = task_data;
   g_autoptr (GError) error = NULL;
 
