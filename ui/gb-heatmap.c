@@ -740,6 +740,60 @@ draw_crosshair (cairo_t             *cr,
   cairo_stroke (cr);
 }
 
+/* The hatching of gb_heatmap_draw_na() for the interactive view, where it
+ * was 80% of a frame (a staircase clip mask, then hundreds of antialiased
+ * strokes through it): one fill of the staircase with a repeating tile made
+ * at the device's resolution. The flat not-applicable colour is already in
+ * the cell bitmap. Exports keep the vector version. */
+static void
+draw_na_hatch (cairo_t               *cr,
+               const GbHeatmapColors *colors,
+               guint                  n,
+               double                 x,
+               double                 y,
+               double                 cell)
+{
+  double x1, y1, x2, y2, dx = 1, dy = 0;
+
+  if (n < 2)
+    return;
+  cairo_clip_extents (cr, &x1, &y1, &x2, &y2);
+  const double first = floor ((y1 - y) / cell), last = floor ((y2 - y) / cell);
+  if (last < 0 || first > n - 2)
+    return;
+  cairo_user_to_device_distance (cr, &dx, &dy);
+  const int px = MAX (2, (int) lround (HATCH_STEP * hypot (dx, dy)));
+  cairo_surface_t *tile = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, px, px);
+  cairo_t *t = cairo_create (tile);
+  cairo_scale (t, px / HATCH_STEP, px / HATCH_STEP);
+  set_rgb (t, colors->hatch);
+  cairo_set_line_width (t, 1.0);
+  for (int k = -1; k <= 1; k++)
+    {
+      cairo_move_to (t, k * HATCH_STEP, HATCH_STEP);
+      cairo_line_to (t, (k + 1) * HATCH_STEP, 0);
+    }
+  cairo_stroke (t);
+  cairo_destroy (t);
+  cairo_pattern_t *hatch = cairo_pattern_create_for_surface (tile);
+  cairo_surface_destroy (tile);
+  cairo_pattern_set_extend (hatch, CAIRO_EXTEND_REPEAT);
+  cairo_matrix_t m;
+  /* Anchored to the grid's corner, so it does not crawl while panning. */
+  cairo_matrix_init_scale (&m, px / HATCH_STEP, px / HATCH_STEP);
+  cairo_matrix_translate (&m, -x, -y);
+  cairo_pattern_set_matrix (hatch, &m);
+
+  cairo_save (cr);
+  upper_triangle_path (cr, n, x, y, cell, (guint) MAX (first, 0), (guint) MIN (last, n - 2));
+  cairo_set_source (cr, hatch);
+  cairo_set_antialias (cr, CAIRO_ANTIALIAS_NONE);
+  cairo_fill (cr);
+  cairo_restore (cr);
+  cairo_pattern_destroy (hatch);
+}
+
+
 void
 gb_heatmap_draw_view (cairo_t             *cr,
                       const GbHeatmap     *h,
@@ -766,7 +820,7 @@ gb_heatmap_draw_view (cairo_t             *cr,
   cairo_paint (cr);
   cairo_restore (cr);
   if (h->causal && c >= 3)
-    gb_heatmap_draw_na (cr, &colors, h->n, x0, y0, c);
+    draw_na_hatch (cr, &colors, h->n, x0, y0, c);
   draw_crosshair (cr, h, v, x0, y0, v->hover_i, v->hover_j, FALSE);
   draw_crosshair (cr, h, v, x0, y0, v->pin_i, v->pin_j, TRUE);
   cairo_restore (cr);
