@@ -316,6 +316,15 @@ flag_cb (GbFeaturesView *view,
   *flag = TRUE;
 }
 
+static void
+failed_cb (GbFeaturesView *view,
+           const char     *message,
+           gboolean       *flag)
+{
+  g_test_message ("failed: %s", message);
+  *flag = TRUE;
+}
+
 /* A Features view in a window, training an SAE on a tiny model for far
  * longer than the test waits; returns once training has reported a step.
  * The SAE is written to *@out. */
@@ -345,7 +354,7 @@ start_sae_training (GtkWindow **win_out,
   gtk_window_present (win);
   gb_features_view_set_model (view, model);
   g_signal_connect (view, "ready", G_CALLBACK (flag_cb), ready);
-  g_signal_connect (view, "failed", G_CALLBACK (flag_cb), failed);
+  g_signal_connect (view, "failed", G_CALLBACK (failed_cb), failed);
   GbSaeRunOptions o;
   gb_sae_run_options_init (&o);
   o.layer = 1;

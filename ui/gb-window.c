@@ -193,6 +193,8 @@ show_busy (GbWindow   *self,
   gtk_widget_set_visible (GTK_WIDGET (self->progress_revealer), message != NULL);
 }
 
+static void fill_token_chips (GbWindow *self);
+
 static void
 load_result_free (LoadResult *r)
 {
@@ -454,6 +456,7 @@ load_done_cb (GObject      *source,
   g_clear_pointer (&self->model, gb_model_unref);
   g_clear_pointer (&self->scores, gb_head_scores_free);
   g_clear_pointer (&self->maps, gb_attention_maps_free);
+  fill_token_chips (self); /* the old text's chips go with its maps */
   self->model = g_steal_pointer (&r->model);
   self->scores = g_steal_pointer (&r->scores);
   load_result_free (r);
