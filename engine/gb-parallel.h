@@ -26,7 +26,12 @@ void gb_parallel_range (gsize       n,
  * the engine and the UI) runs at nice +5 (or stays lower), so the kernel
  * prefers the main loop's thread when the cores are busy (a model that
  * streams into two panes keeps both cores busy). Helper threads those
- * workers start inherit it. Without the call (the CLI) nothing changes. */
+ * workers start inherit it. Without the call (the CLI) nothing changes.
+ * Limits: an unprivileged thread cannot raise its priority again, so GLib's
+ * shared GTask pool threads keep nice +5 for later asynchronous work they
+ * run (file queries and the like, which then wait a little when the cores
+ * are full); and OpenBLAS's own threads, when it runs more than one (the GUI
+ * asks for cores - 1), keep the priority of the thread that started them. */
 void gb_set_background_workers (gboolean background);
 void gb_thread_make_background (void);
 

@@ -45,6 +45,14 @@ char *
 gb_file_sha256 (const char *path,
                 GError    **error)
 {
+  return gb_file_sha256_cancellable (path, NULL, error);
+}
+
+char *
+gb_file_sha256_cancellable (const char   *path,
+                            GCancellable *cancellable,
+                            GError      **error)
+{
   g_autoptr (GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
   FILE *fp = fopen (path, "rb");
 
@@ -57,7 +65,14 @@ gb_file_sha256 (const char *path,
   g_autofree guchar *buf = g_malloc (1 << 20);
   size_t n;
   while ((n = fread (buf, 1, 1 << 20, fp)) > 0)
-    g_checksum_update (sum, buf, n);
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          fclose (fp);
+          return NULL;
+        }
+      g_checksum_update (sum, buf, n);
+    }
   const gboolean failed = ferror (fp) != 0;
   fclose (fp);
   if (failed)

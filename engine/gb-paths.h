@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -18,6 +18,10 @@ const char *gb_demo_model_dir (void);
  * model's weights never sit in memory twice); errors name the file. */
 char *gb_file_sha256 (const char *path,
                       GError    **error);
+/* The same, checking @cancellable between blocks (G_IO_ERROR_CANCELLED). */
+char *gb_file_sha256_cancellable (const char   *path,
+                                  GCancellable *cancellable,
+                                  GError      **error);
 
 /* For g_ptr_array_sort() of strings: it passes pointers to the elements,
  * so g_strcmp0 itself would compare the pointers' bytes. */

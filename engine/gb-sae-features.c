@@ -406,8 +406,7 @@ gb_sae_analysis_key (const GbSae *sae,
 {
   /* Contents, not modification times: a cache shipped beside an SAE (the
    * bundled one) stays valid after a clone or a copy. */
-  g_autofree char *w = sae->path ? g_build_filename (sae->path, "sae_weights.safetensors", NULL) : NULL;
-  g_autofree char *w_sha = w ? gb_file_sha256 (w, NULL) : NULL;
+  const char *w_sha = gb_sae_weights_sha256 (sae, NULL);
   g_autofree char *c_sha = corpus_path && *corpus_path ? gb_file_sha256 (corpus_path, NULL) : NULL;
   g_autofree char *base = g_path_get_basename (corpus_path);
   return g_strdup_printf ("v3 w:%s c:%s:%s n:%" G_GUINT64_FORMAT, w_sha ? w_sha : "none", base,
@@ -624,6 +623,8 @@ gb_sae_analysis_load_for_weights (const char  *path,
                                   GError     **error)
 {
   /* The key starts "v3 w:SHA256 c:": the weights' part. */
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return NULL;
   g_autofree char *key = gb_sae_analysis_key (sae, "", 0);
   char *c = strstr (key, " c:");
   if (c == NULL)

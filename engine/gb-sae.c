@@ -12,6 +12,7 @@
 #include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-safetensors.h"
+#include "gb-paths.h"
 #include "gb-sae.h"
 
 #define MAX_D_SAE (1u << 22)
@@ -92,6 +93,7 @@ gb_sae_free (GbSae *sae)
   g_free (sae->threshold);
   g_free (sae->log_sparsity);
   g_free (sae->path);
+  g_free (sae->weights_sha256);
   g_free (sae);
 }
 
@@ -118,7 +120,27 @@ gb_sae_copy (const GbSae *src)
   sae->threshold = dup_floats (src->threshold, ds);
   sae->log_sparsity = dup_floats (src->log_sparsity, ds);
   sae->path = g_strdup (src->path);
+  sae->weights_sha256 = g_strdup (src->weights_sha256);
   return sae;
+}
+
+const char *
+gb_sae_weights_sha256 (const GbSae *sae,
+                       GError     **error)
+{
+  g_return_val_if_fail (sae != NULL, NULL);
+  if (sae->weights_sha256 == NULL)
+    {
+      if (sae->path == NULL)
+        {
+          g_set_error (error, GB_ERROR, GB_ERROR_MISSING, "the SAE has no folder (it was never saved)");
+          return NULL;
+        }
+      g_autofree char *w = g_build_filename (sae->path, "sae_weights.safetensors", NULL);
+      /* A cache: the SAE is not changed by asking. */
+      ((GbSae *) sae)->weights_sha256 = gb_file_sha256 (w, error);
+    }
+  return sae->weights_sha256;
 }
 
 static double
@@ -830,6 +852,7 @@ gb_sae_save (GbSae      *sae,
       g_free (sae->path);
       sae->path = g_strdup (dir);
     }
+  g_clear_pointer (&sae->weights_sha256, g_free); /* new weights on disk */
   return TRUE;
 }
 

@@ -47,12 +47,19 @@ typedef struct
   float    *threshold;          /* [d_sae], jumprelu only */
   float    *log_sparsity;       /* [d_sae] log10 firing frequency, or NULL */
   char     *path;               /* folder it was loaded from / saved to, or NULL */
+  char     *weights_sha256;     /* cache of gb_sae_weights_sha256(), or NULL */
   /* Training summary written into cfg.json (NaN when unknown). */
   double    explained_variance, mean_l0, dead_fraction, loss_increase, clean_loss;
   guint64   trained_tokens;
 } GbSae;
 
 const char *gb_sae_kind_name (GbSaeKind kind);   /* "standard", "topk", "jumprelu" */
+/* SHA-256 (hex) of the sae_weights.safetensors in @sae's folder, read the
+ * first time it is asked for and kept (the feature cache's key and the
+ * report's provenance both need it; hashing a public SAE's 150 MB takes
+ * about half a second). NULL with an error when there is no such file. */
+const char *gb_sae_weights_sha256 (const GbSae *sae,
+                                   GError     **error);
 gboolean    gb_sae_kind_parse (const char *name,
                                GbSaeKind  *kind);
 

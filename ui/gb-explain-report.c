@@ -408,8 +408,9 @@ gb_explain_draw_audit (cairo_t       *cr,
 /* ---- Provenance ---- */
 
 char *
-gb_model_weights_sha256 (const char *dir,
-                         GError    **error)
+gb_model_weights_sha256 (const char   *dir,
+                         GCancellable *cancellable,
+                         GError      **error)
 {
   g_autoptr (GDir) d = g_dir_open (dir, 0, error);
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
@@ -425,7 +426,7 @@ gb_model_weights_sha256 (const char *dir,
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *path = g_build_filename (dir, g_ptr_array_index (names, i), NULL);
-      g_autofree char *sha = gb_file_sha256 (path, error);
+      g_autofree char *sha = gb_file_sha256_cancellable (path, cancellable, error);
       if (sha == NULL)
         return g_string_free (out, TRUE), NULL;
       g_string_append_printf (out, "%s%s  %s", i ? "\n" : "", (char *) g_ptr_array_index (names, i),
@@ -603,8 +604,7 @@ char *
 gb_explain_sae_description (const GbSae *sae,
                             GError     **error)
 {
-  g_autofree char *w = g_build_filename (sae->path ? sae->path : ".", "sae_weights.safetensors", NULL);
-  g_autofree char *sha = gb_file_sha256 (w, error);
+  const char *sha = gb_sae_weights_sha256 (sae, error);
   if (sha == NULL)
     return NULL;
   g_autofree char *kind = sae->kind == GB_SAE_TOPK ? g_strdup_printf ("topk k=%u", sae->k) : g_strdup (gb_sae_kind_name (sae->kind));
@@ -727,7 +727,7 @@ gb_explain_report_write (const char               *path,
   g_return_val_if_fail (e != NULL || audit != NULL, FALSE);
 
   g_autofree char *sha = prov->weights_sha256 ? g_strdup (prov->weights_sha256)
-                                              : gb_model_weights_sha256 (prov->model_dir, error);
+                                              : gb_model_weights_sha256 (prov->model_dir, NULL, error);
   if (sha == NULL)
     return FALSE;
   g_autoptr (GByteArray) bytes = g_byte_array_new ();

@@ -106,8 +106,9 @@ const char *gb_explain_feature_label (const GbSaeAnalysis *analysis,
 char    *gb_sae_user_cache_path (const char *sae_dir);
 
 /* SHA-256 of every *.safetensors file in @dir, as "name  hex" lines. */
-char    *gb_model_weights_sha256 (const char *dir,
-                                  GError    **error);
+char    *gb_model_weights_sha256 (const char   *dir,
+                                  GCancellable *cancellable,
+                                  GError      **error);
 
 /* Writes the PDF report (A4) atomically. @e or @audit may be NULL, not
  * both. */

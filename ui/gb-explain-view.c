@@ -2062,7 +2062,7 @@ hash_thread (GTask        *task,
 {
   gb_thread_make_background ();
   GError *error = NULL;
-  char *sha = gb_model_weights_sha256 (dir, &error);
+  char *sha = gb_model_weights_sha256 (dir, cancellable, &error);
   if (sha == NULL)
     g_task_return_error (task, error);
   else

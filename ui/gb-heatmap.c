@@ -778,10 +778,16 @@ draw_na_hatch (cairo_t               *cr,
   cairo_pattern_t *hatch = cairo_pattern_create_for_surface (tile);
   cairo_surface_destroy (tile);
   cairo_pattern_set_extend (hatch, CAIRO_EXTEND_REPEAT);
+  /* Anchored to the grid's corner, so it does not crawl while panning, at a
+   * whole device pixel: a fractional pan would blur a filtered tile. */
+  double ax = x, ay = y;
+  cairo_user_to_device (cr, &ax, &ay);
+  ax = round (ax), ay = round (ay);
+  cairo_device_to_user (cr, &ax, &ay);
+  cairo_pattern_set_filter (hatch, CAIRO_FILTER_NEAREST);
   cairo_matrix_t m;
-  /* Anchored to the grid's corner, so it does not crawl while panning. */
   cairo_matrix_init_scale (&m, px / HATCH_STEP, px / HATCH_STEP);
-  cairo_matrix_translate (&m, -x, -y);
+  cairo_matrix_translate (&m, -ax, -ay);
   cairo_pattern_set_matrix (hatch, &m);
 
   cairo_save (cr);

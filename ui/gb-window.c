@@ -1052,7 +1052,8 @@ export_dialog (GbWindow *self,
 
 static gboolean
 save_screenshot (GtkWidget  *widget,
-                 const char *path)
+                 const char *path,
+                 GError    **error)
 {
   const int w = gtk_widget_get_width (widget), h = gtk_widget_get_height (widget);
   const int scale = gtk_widget_get_scale_factor (widget);
@@ -1066,13 +1067,7 @@ save_screenshot (GtkWidget  *widget,
     return FALSE;
   GskRenderer *renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
   g_autoptr (GdkTexture) texture = gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, w * scale, h * scale));
-  g_autoptr (GError) error = NULL;
-  if (!gb_texture_save_png (texture, path, &error))
-    {
-      g_printerr ("glassbox: %s\n", error->message);
-      return FALSE;
-    }
-  return TRUE;
+  return gb_texture_save_png (texture, path, error);
 }
 
 /* Saves the screenshot once the window is mapped, has its size and has
@@ -1100,10 +1095,12 @@ screenshot_tick_cb (GtkWidget     *widget,
       print_frame_stats (self);
       self->frame_stats_printed = TRUE;
     }
-  const gboolean ok = save_screenshot (widget, self->automation->screenshot);
+  g_autoptr (GError) error = NULL;
+  const gboolean ok = save_screenshot (widget, self->automation->screenshot, &error);
 
-  /* A frame that was not rendered yet gives no node: try the next ones. */
-  if (!ok && frames < 6 + 60)
+  /* A frame that was not rendered yet gives no node (and no error): try the
+   * next ones. A file that cannot be written is final. */
+  if (!ok && error == NULL && frames < 6 + 60)
     {
       gtk_widget_queue_draw (widget);
       return G_SOURCE_CONTINUE;
@@ -1111,7 +1108,8 @@ screenshot_tick_cb (GtkWidget     *widget,
   if (widget != GTK_WIDGET (self))
     gtk_window_destroy (GTK_WINDOW (widget));  /* a dialog shot on its own */
   if (!ok)
-    g_printerr ("glassbox: could not save the screenshot to %s\n", self->automation->screenshot);
+    g_printerr ("glassbox: could not save the screenshot to %s%s%s\n", self->automation->screenshot,
+                error ? ": " : "", error ? error->message : "");
   automation_done (self, ok ? 0 : 1);
   return G_SOURCE_REMOVE;
 }
