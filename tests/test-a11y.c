@@ -247,19 +247,39 @@ test_close_while_loading (void)
     }
 }
 
+/* The first widget under @w (itself included, depth first) that @match
+ * accepts. */
+typedef gboolean (*WidgetMatch) (GtkWidget    *w,
+                                 gconstpointer data);
+
 static GtkWidget *
-find_type (GtkWidget *w,
-           GType      type)
+find_widget (GtkWidget    *w,
+             WidgetMatch   match,
+             gconstpointer data)
 {
-  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
+  if (match (w, data))
     return w;
   for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
     {
-      GtkWidget *found = find_type (c, type);
+      GtkWidget *found = find_widget (c, match, data);
       if (found)
         return found;
     }
   return NULL;
+}
+
+static gboolean
+is_type (GtkWidget    *w,
+         gconstpointer type)
+{
+  return G_TYPE_CHECK_INSTANCE_TYPE (w, GPOINTER_TO_SIZE (type));
+}
+
+static GtkWidget *
+find_type (GtkWidget *w,
+           GType      type)
+{
+  return find_widget (w, is_type, GSIZE_TO_POINTER (type));
 }
 
 /* The Explain view's "Edit the Pairs in the Steering View" shows the
@@ -294,19 +314,11 @@ test_explain_links_steering (void)
   gtk_window_destroy (GTK_WINDOW (win));
 }
 
-static GtkLabel *
-find_label_prefix (GtkWidget  *w,
-                   const char *prefix)
+static gboolean
+is_label_with_prefix (GtkWidget    *w,
+                      gconstpointer prefix)
 {
-  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
-    return GTK_LABEL (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkLabel *found = find_label_prefix (c, prefix);
-      if (found)
-        return found;
-    }
-  return NULL;
+  return GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix);
 }
 
 static void
@@ -366,7 +378,7 @@ start_sae_training (GtkWindow **win_out,
   o.heldout_tokens = 300;
   *out = gb_test_tmp_path ("jobs-sae", NULL);
   gb_features_view_train (view, &o, corpus, *out);
-  for (guint waited = 0; find_label_prefix (GTK_WIDGET (view), "Training: step") == NULL; waited += 10)
+  for (guint waited = 0; find_widget (GTK_WIDGET (view), is_label_with_prefix, "Training: step") == NULL; waited += 10)
     {
       g_assert_cmpuint (waited, <, 60000);
       g_assert_false (*failed);
