@@ -11,6 +11,7 @@
 #include "gb-error.h"
 #include "gb-json.h"
 #include "gb-kernels.h"
+#include "gb-parallel.h"
 #include "gb-safetensors.h"
 #include "gb-paths.h"
 #include "gb-sae.h"
@@ -1056,18 +1057,28 @@ reserve (GbSaeTrainer *self,
 
 /* pre -> z in place, recording each row's active latents. Returns the
  * number of active (row, latent) pairs. */
-static guint64
-activate_train (GbSaeTrainer *self,
-                guint         B)
+typedef struct
 {
-  const guint ds = self->sae->d_sae;
-  guint64 nnz = 0;
+  GbSaeTrainer *self;
+  const float  *b_enc;
+} ActivateRows;
 
-  for (guint b = 0; b < B; b++)
+static void
+activate_train_rows (gsize    begin,
+                     gsize    end,
+                     gpointer data)
+{
+  const ActivateRows *a = data;
+  GbSaeTrainer *self = a->self;
+  const guint ds = self->sae->d_sae;
+
+  for (gsize b = begin; b < end; b++)
     {
-      float *row = self->pre + (gsize) b * ds;
-      guint *idx = self->act_idx + (gsize) b * ds;
+      float *row = self->pre + b * ds;
+      guint *idx = self->act_idx + b * ds;
       guint n = 0;
+      for (guint j = 0; j < ds; j++)
+        row[j] += a->b_enc[j];
       if (self->sae->kind == GB_SAE_TOPK)
         n = topk_row (row, ds, self->sae->k, idx);
       else
@@ -1079,9 +1090,52 @@ activate_train (GbSaeTrainer *self,
               row[j] = 0;
           }
       self->act_n[b] = n;
-      nnz += n;
     }
+}
+
+/* pre += b_enc, then -> z in place, recording each row's active latents;
+ * rows split across the BLAS threads. Returns the number of active
+ * (row, latent) pairs. */
+static guint64
+activate_train (GbSaeTrainer *self,
+                const float  *b_enc,
+                guint         B)
+{
+  ActivateRows a = { self, b_enc };
+  guint64 nnz = 0;
+
+  gb_parallel_range (B, 16, activate_train_rows, &a);
+  for (guint b = 0; b < B; b++)
+    nnz += self->act_n[b];
   return nnz;
+}
+
+typedef struct
+{
+  float       *dz;
+  const float *z;
+  float       *gb_enc;
+  guint        B, ds;
+  float        l1_grad;
+} MaskColumns;
+
+/* dpre = (dz + l1/B) on active latents, 0 elsewhere; gb_enc += its rows. */
+static void
+mask_columns (gsize    begin,
+              gsize    end,
+              gpointer data)
+{
+  const MaskColumns *m = data;
+
+  for (guint b = 0; b < m->B; b++)
+    {
+      float *row = m->dz + (gsize) b * m->ds;
+      const float *zr = m->z + (gsize) b * m->ds;
+      for (gsize j = begin; j < end; j++)
+        row[j] = zr[j] > 0 ? row[j] + m->l1_grad : 0.0f;
+      for (gsize j = begin; j < end; j++)
+        m->gb_enc[j] += row[j];
+    }
 }
 
 /* Forward and backward of the loss (see the header) into self->g. The
@@ -1107,10 +1161,7 @@ forward_backward (GbSaeTrainer   *self,
       xin[t * di + i] = x[t * di + i] - (apply ? b_dec[i] : 0);
   /* pre [B, ds] = xin @ W_encT^T + b_enc */
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, B, ds, di, 1.0f, xin, di, W_encT, di, 0.0f, z, ds);
-  for (gsize t = 0; t < B; t++)
-    for (guint j = 0; j < ds; j++)
-      z[t * ds + j] += b_enc[j];
-  const guint64 nnz = activate_train (self, B);
+  const guint64 nnz = activate_train (self, b_enc, B);
   const gboolean sparse = (double) nnz / ((double) B * ds) < self->opt.sparse_below;
 
   /* xhat [B, di] = z @ W_dec + b_dec */
@@ -1192,15 +1243,10 @@ forward_backward (GbSaeTrainer   *self,
       /* z becomes a mask of active latents, then dpre = (dxhat @ W_dec^T + l1/B) * mask */
       g_autofree float *dz = g_new (float, (gsize) B * ds);
       cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, B, ds, di, 1.0f, dxhat, di, W_dec, di, 0.0f, dz, ds);
-      for (guint b = 0; b < B; b++)
-        {
-          float *row = dz + (gsize) b * ds;
-          const float *zr = z + (gsize) b * ds;
-          for (guint j = 0; j < ds; j++)
-            row[j] = zr[j] > 0 ? row[j] + l1_grad : 0.0f;
-          for (guint j = 0; j < ds; j++)
-            gb_enc[j] += row[j];
-        }
+      /* Columns split across the threads: each sums its own gb_enc[j], over
+       * the rows in order, as one thread would. */
+      MaskColumns mc = { dz, z, gb_enc, B, ds, l1_grad };
+      gb_parallel_range (ds, 256, mask_columns, &mc);
       /* gW_encT [ds, di] = dpre^T @ xin */
       cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, ds, di, B, 1.0f, dz, ds, xin, di, 0.0f, gW_encT, di);
     }
@@ -1244,24 +1290,60 @@ gb_sae_trainer_gradients (GbSaeTrainer   *self,
     memcpy (g_b_dec, p_b_dec (self, self->g), di * sizeof (float));
 }
 
+typedef struct
+{
+  GbSaeTrainer *self;
+  float         b1, b2, eps, c1, c2, lr;
+} AdamStep;
+
 /* The engine builds with -fno-math-errno, so GCC vectorises this loop. */
 static void
-adam (GbSaeTrainer *self)
+adam_range (gsize    begin,
+            gsize    end,
+            gpointer data)
 {
-  const float b1 = (float) self->opt.beta1, b2 = (float) self->opt.beta2, eps = (float) self->opt.adam_eps;
-  const double t = (double) self->step;
-  const float c1 = (float) (1.0 / (1.0 - pow (self->opt.beta1, t)));
-  const float c2 = (float) (1.0 / (1.0 - pow (self->opt.beta2, t)));
-  const float lr = (float) self->opt.lr;
-  float *restrict p = self->p, *restrict m = self->m, *restrict v = self->v;
-  const float *restrict g = self->g;
+  const AdamStep *a = data;
+  const float b1 = a->b1, b2 = a->b2, eps = a->eps, c1 = a->c1, c2 = a->c2, lr = a->lr;
+  float *restrict p = a->self->p, *restrict m = a->self->m, *restrict v = a->self->v;
+  const float *restrict g = a->self->g;
 
-  for (gsize i = 0; i < self->n_params; i++)
+  for (gsize i = begin; i < end; i++)
     {
       m[i] = b1 * m[i] + (1 - b1) * g[i];
       v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
       p[i] -= lr * (m[i] * c1) / (sqrtf (v[i] * c2) + eps);
     }
+}
+
+static void
+adam (GbSaeTrainer *self)
+{
+  const double t = (double) self->step;
+  AdamStep a = {
+    self, (float) self->opt.beta1, (float) self->opt.beta2, (float) self->opt.adam_eps,
+    (float) (1.0 / (1.0 - pow (self->opt.beta1, t))), (float) (1.0 / (1.0 - pow (self->opt.beta2, t))),
+    (float) self->opt.lr,
+  };
+
+  /* Element-wise: split across the BLAS threads, same numbers as one. */
+  gb_parallel_range (self->n_params, 1 << 16, adam_range, &a);
+}
+
+typedef struct
+{
+  float *rows;
+  guint  n;
+} NormRows;
+
+static void
+normalize_rows (gsize    begin,
+                gsize    end,
+                gpointer data)
+{
+  const NormRows *r = data;
+
+  for (gsize j = begin; j < end; j++)
+    normalize_row (r->rows + j * r->n, r->n);
 }
 
 /* Dead latents get a new direction: the residual (x - xhat) of a batch row
@@ -1339,9 +1421,8 @@ gb_sae_trainer_step (GbSaeTrainer   *self,
   forward_backward (self, x, B, stats);
   self->step++;
   adam (self);
-  float *W_dec = p_W_dec (self, self->p);
-  for (guint j = 0; j < ds; j++)
-    normalize_row (W_dec + (gsize) j * di, di);
+  NormRows nr = { p_W_dec (self, self->p), di };
+  gb_parallel_range (ds, 64, normalize_rows, &nr);
   if (self->opt.resample_every > 0 && self->step % self->opt.resample_every == 0)
     resample_dead (self, x, B);
   self->sae_stale = TRUE;
