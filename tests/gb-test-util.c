@@ -145,3 +145,20 @@ gb_test_cli (char **out,
   va_end (args);
   return status;
 }
+
+void
+gb_test_result_clear (GbTestResult *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+
+void
+gb_test_run_cli (GbTestResult *r,
+                 ...)
+{
+  va_list args;
+  va_start (args, r);
+  r->status = gb_test_cliv (&r->out, &r->err, args);
+  va_end (args);
+}

@@ -19,6 +19,21 @@ int gb_test_cli (char **out,
 int gb_test_cliv (char  **out,
                   char  **err,
                   va_list args);
+
+/* A CLI run's exit status and output, freed with g_auto (GbTestResult). */
+typedef struct
+{
+  int   status;
+  char *out;
+  char *err;
+} GbTestResult;
+
+void gb_test_result_clear (GbTestResult *r);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (GbTestResult, gb_test_result_clear)
+
+/* gb_test_cli() into @r; arguments end with NULL. */
+void gb_test_run_cli (GbTestResult *r,
+                      ...) G_GNUC_NULL_TERMINATED;
 /* The folder holding GPT-2's encoder.json and vocab.bpe ($GLASSBOX_GPT2_VOCAB);
  * aborts the test if missing. */
 char *gb_test_gpt2_vocab_dir (void);

@@ -12,33 +12,9 @@
 
 static char *model_dir, *wide_dir, *pairs_path;
 
-typedef struct
-{
-  int   status;
-  char *out;
-  char *err;
-} Result;
 
 static void
-result_clear (Result *r)
-{
-  g_free (r->out);
-  g_free (r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Result, result_clear)
-
-static void
-cli (Result *r,
-     ...)
-{
-  va_list args;
-  va_start (args, r);
-  r->status = gb_test_cliv (&r->out, &r->err, args);
-  va_end (args);
-}
-
-static void
-assert_error_line (const Result *r,
+assert_error_line (const GbTestResult *r,
                    int           status,
                    const char   *says)
 {
@@ -62,30 +38,30 @@ write_file (const char *name,
 static void
 test_usage (void)
 {
-  g_auto (Result) help = { 0 }, train_help = { 0 }, none = { 0 }, unknown = { 0 }, missing = { 0 };
-  g_auto (Result) bad_layers = { 0 }, backwards = { 0 }, bad_method = { 0 }, holdout = { 0 };
+  g_auto (GbTestResult) help = { 0 }, train_help = { 0 }, none = { 0 }, unknown = { 0 }, missing = { 0 };
+  g_auto (GbTestResult) bad_layers = { 0 }, backwards = { 0 }, bad_method = { 0 }, holdout = { 0 };
 
-  cli (&help, "steer", "--help", NULL);
+  gb_test_run_cli (&help, "steer", "--help", NULL);
   g_assert_cmpint (help.status, ==, 0);
   g_assert_nonnull (strstr (help.out, "train"));
   g_assert_nonnull (strstr (help.out, "export"));
-  cli (&train_help, "steer", "train", "--help", NULL);
+  gb_test_run_cli (&train_help, "steer", "train", "--help", NULL);
   g_assert_cmpint (train_help.status, ==, 0);
   g_assert_nonnull (strstr (train_help.out, "--layers"));
-  cli (&none, "steer", NULL);
+  gb_test_run_cli (&none, "steer", NULL);
   assert_error_line (&none, 2, "subcommand");
-  cli (&unknown, "steer", "frob", NULL);
+  gb_test_run_cli (&unknown, "steer", "frob", NULL);
   assert_error_line (&unknown, 2, "frob");
-  cli (&missing, "steer", "train", "--pairs", pairs_path, NULL);
+  gb_test_run_cli (&missing, "steer", "train", "--pairs", pairs_path, NULL);
   assert_error_line (&missing, 2, "required");
-  cli (&bad_layers, "steer", "train", "--pairs", pairs_path, "--layers", "x", "--output", "/tmp/never.json", NULL);
+  gb_test_run_cli (&bad_layers, "steer", "train", "--pairs", pairs_path, "--layers", "x", "--output", "/tmp/never.json", NULL);
   assert_error_line (&bad_layers, 2, "--layers");
-  cli (&backwards, "steer", "train", "--pairs", pairs_path, "--layers", "3-1", "--output", "/tmp/never.json", NULL);
+  gb_test_run_cli (&backwards, "steer", "train", "--pairs", pairs_path, "--layers", "3-1", "--output", "/tmp/never.json", NULL);
   assert_error_line (&backwards, 2, "backwards");
-  cli (&bad_method, "steer", "train", "--pairs", pairs_path, "--layers", "1", "--method", "ica", "--output",
+  gb_test_run_cli (&bad_method, "steer", "train", "--pairs", pairs_path, "--layers", "1", "--method", "ica", "--output",
        "/tmp/never.json", NULL);
   assert_error_line (&bad_method, 2, "mean or pca");
-  cli (&holdout, "steer", "train", "--pairs", pairs_path, "--layers", "1", "--holdout", "-1", "--output",
+  gb_test_run_cli (&holdout, "steer", "train", "--pairs", pairs_path, "--layers", "1", "--holdout", "-1", "--output",
        "/tmp/never.json", NULL);
   assert_error_line (&holdout, 2, NULL);
   g_assert_false (g_file_test ("/tmp/never.json", G_FILE_TEST_EXISTS));
@@ -98,10 +74,10 @@ test_train_and_generate (void)
   g_autofree char *vec = g_build_filename (dir, "vec.json", NULL);
   g_autofree char *gguf = g_build_filename (dir, "vec.gguf", NULL);
   g_autofree char *back = g_build_filename (dir, "back.json", NULL);
-  g_auto (Result) train = { 0 }, base = { 0 }, zero = { 0 }, strong = { 0 }, exp = { 0 }, imp = { 0 }, show = { 0 };
-  g_auto (Result) from_gguf = { 0 }, late = { 0 };
+  g_auto (GbTestResult) train = { 0 }, base = { 0 }, zero = { 0 }, strong = { 0 }, exp = { 0 }, imp = { 0 }, show = { 0 };
+  g_auto (GbTestResult) from_gguf = { 0 }, late = { 0 };
 
-  cli (&train, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "0,1", "--output", vec,
+  gb_test_run_cli (&train, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "0,1", "--output", vec,
        NULL);
   g_test_message ("%s", train.out);
   g_assert_cmpint (train.status, ==, 0);
@@ -113,10 +89,10 @@ test_train_and_generate (void)
   g_assert_cmpuint (v->n_layers, ==, 2);
   g_assert_cmpuint (v->n_train, ==, 8);
 
-  cli (&base, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", NULL);
-  cli (&zero, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
+  gb_test_run_cli (&base, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", NULL);
+  gb_test_run_cli (&zero, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
        "0", NULL);
-  cli (&strong, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
+  gb_test_run_cli (&strong, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
        "300", NULL);
   g_assert_cmpint (base.status, ==, 0);
   g_assert_cmpint (zero.status, ==, 0);
@@ -125,22 +101,22 @@ test_train_and_generate (void)
   g_assert_cmpstr (base.out, !=, strong.out);
 
   /* Steering only from a position past the end of the text = baseline. */
-  cli (&late, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
+  gb_test_run_cli (&late, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", vec, "--multiplier",
        "300", "--steer-from", "60", NULL);
   g_assert_cmpstr (base.out, ==, late.out);
 
   /* GGUF: block 0 warns (exit 0), and the file steers the same. */
-  cli (&exp, "steer", "export", "--vector", vec, "--output", gguf, NULL);
+  gb_test_run_cli (&exp, "steer", "export", "--vector", vec, "--output", gguf, NULL);
   g_assert_cmpint (exp.status, ==, 0);
   g_assert_true (g_str_has_prefix (exp.err, "glassbox-cli: warning: "));
   g_assert_nonnull (strstr (exp.err, "llama.cpp refuses"));
-  cli (&from_gguf, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", gguf,
+  gb_test_run_cli (&from_gguf, "generate", "--model", model_dir, "--prompt", "The day", "-n", "16", "--steer", gguf,
        "--multiplier", "300", NULL);
   g_assert_cmpint (from_gguf.status, ==, 0);
   g_assert_cmpstr (from_gguf.out, ==, strong.out);
-  cli (&imp, "steer", "import", "--gguf", gguf, "--output", back, NULL);
+  gb_test_run_cli (&imp, "steer", "import", "--gguf", gguf, "--output", back, NULL);
   g_assert_cmpint (imp.status, ==, 0);
-  cli (&show, "steer", "show", back, NULL);
+  gb_test_run_cli (&show, "steer", "show", back, NULL);
   g_assert_cmpint (show.status, ==, 0);
   g_assert_nonnull (strstr (show.out, "method unknown"));
   g_assert_nonnull (strstr (show.out, "blocks.0.hook_resid_post"));
@@ -168,8 +144,8 @@ test_runtime_errors (void)
   };
 
   /* A vector already there survives every failed run. */
-  g_auto (Result) first = { 0 };
-  cli (&first, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "1", "--output", vec, "-q",
+  g_auto (GbTestResult) first = { 0 };
+  gb_test_run_cli (&first, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "1", "--output", vec, "-q",
        NULL);
   g_assert_cmpint (first.status, ==, 0);
   g_autofree char *before = NULL;
@@ -177,14 +153,14 @@ test_runtime_errors (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (bad_pairs); i++)
     {
-      g_auto (Result) r = { 0 };
-      cli (&r, "steer", "train", "--model", model_dir, "--pairs", bad_pairs[i].pairs, "--layers", "1", "--output", vec,
+      g_auto (GbTestResult) r = { 0 };
+      gb_test_run_cli (&r, "steer", "train", "--model", model_dir, "--pairs", bad_pairs[i].pairs, "--layers", "1", "--output", vec,
            NULL);
       assert_error_line (&r, 1, bad_pairs[i].says);
       g_assert_nonnull (strstr (r.err, bad_pairs[i].pairs));
     }
-  g_auto (Result) no_block = { 0 }, wide = { 0 }, corrupt = { 0 }, absent = { 0 };
-  cli (&no_block, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "5", "--output", vec, NULL);
+  g_auto (GbTestResult) no_block = { 0 }, wide = { 0 }, corrupt = { 0 }, absent = { 0 };
+  gb_test_run_cli (&no_block, "steer", "train", "--model", model_dir, "--pairs", pairs_path, "--layers", "5", "--output", vec, NULL);
   assert_error_line (&no_block, 1, "blocks 0-1 only");
   g_autofree char *after = NULL;
   g_assert_true (g_file_get_contents (vec, &after, NULL, NULL));
@@ -192,16 +168,16 @@ test_runtime_errors (void)
 
   /* A vector for another model's width, a corrupt one, a missing one. */
   g_autofree char *wide_vec = g_build_filename (dir, "wide.json", NULL);
-  g_auto (Result) wtrain = { 0 };
-  cli (&wtrain, "steer", "train", "--model", wide_dir, "--pairs", pairs_path, "--layers", "1", "--output", wide_vec,
+  g_auto (GbTestResult) wtrain = { 0 };
+  gb_test_run_cli (&wtrain, "steer", "train", "--model", wide_dir, "--pairs", pairs_path, "--layers", "1", "--output", wide_vec,
        "-q", NULL);
   g_assert_cmpint (wtrain.status, ==, 0);
-  cli (&wide, "generate", "--model", model_dir, "--prompt", "hi", "--steer", wide_vec, NULL);
+  gb_test_run_cli (&wide, "generate", "--model", model_dir, "--prompt", "hi", "--steer", wide_vec, NULL);
   assert_error_line (&wide, 1, "48 wide but the model's residual stream is 64");
   g_assert_nonnull (strstr (wide.err, wide_vec));
-  cli (&corrupt, "generate", "--model", model_dir, "--prompt", "hi", "--steer", garbage, NULL);
+  gb_test_run_cli (&corrupt, "generate", "--model", model_dir, "--prompt", "hi", "--steer", garbage, NULL);
   assert_error_line (&corrupt, 1, garbage);
-  cli (&absent, "steer", "export", "--vector", "/nonexistent/v.json", "--output", "/tmp/never.gguf", NULL);
+  gb_test_run_cli (&absent, "steer", "export", "--vector", "/nonexistent/v.json", "--output", "/tmp/never.gguf", NULL);
   assert_error_line (&absent, 1, "/nonexistent/v.json");
 }
 
@@ -213,8 +189,8 @@ main (int    argc,
   /* init-model's tiny preset (2 blocks, n_embd 64) responds to steering at
    * large multipliers; its residual differences are small (random weights). */
   model_dir = gb_test_tmp_path ("tiny", NULL);
-  g_auto (Result) init = { 0 };
-  cli (&init, "init-model", "--preset", "tiny", "--seed", "1", "--output", model_dir, NULL);
+  g_auto (GbTestResult) init = { 0 };
+  gb_test_run_cli (&init, "init-model", "--preset", "tiny", "--seed", "1", "--output", model_dir, NULL);
   g_assert_cmpint (init.status, ==, 0);
   wide_dir = gb_test_tmpdir ();
   gb_test_write_model (wide_dir, 2, 4, 48, 64, FALSE, 9);

@@ -10,33 +10,9 @@
 
 static char *model_dir;
 
-typedef struct
-{
-  int   status;
-  char *out;
-  char *err;
-} Result;
 
 static void
-result_clear (Result *r)
-{
-  g_free (r->out);
-  g_free (r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Result, result_clear)
-
-static void
-cli (Result *r,
-     ...)
-{
-  va_list args;
-  va_start (args, r);
-  r->status = gb_test_cliv (&r->out, &r->err, args);
-  va_end (args);
-}
-
-static void
-assert_one_error_line (const Result *r)
+assert_one_error_line (const GbTestResult *r)
 {
   g_assert_true (g_str_has_prefix (r->err, "glassbox-cli: error: "));
   g_assert_true (g_str_has_suffix (r->err, "\n"));
@@ -46,28 +22,28 @@ assert_one_error_line (const Result *r)
 static void
 test_help_and_usage (void)
 {
-  g_auto (Result) help = { 0 }, sub = { 0 }, unknown = { 0 }, none = { 0 }, bad_opt = { 0 }, missing = { 0 };
+  g_auto (GbTestResult) help = { 0 }, sub = { 0 }, unknown = { 0 }, none = { 0 }, bad_opt = { 0 }, missing = { 0 };
 
-  cli (&help, "--help", NULL);
+  gb_test_run_cli (&help, "--help", NULL);
   g_assert_cmpint (help.status, ==, 0);
   g_assert_nonnull (strstr (help.out, "generate"));
   const char *subs[] = { "tokenize", "run", "generate", "init-model", "train", "eval", "grad", "train-tokenizer" };
   for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
     {
-      g_auto (Result) r = { 0 };
-      cli (&r, subs[i], "--help", NULL);
+      g_auto (GbTestResult) r = { 0 };
+      gb_test_run_cli (&r, subs[i], "--help", NULL);
       g_assert_cmpint (r.status, ==, 0);
       g_assert_nonnull (strstr (r.out, "Usage:"));
     }
-  cli (&unknown, "frobnicate", NULL);
+  gb_test_run_cli (&unknown, "frobnicate", NULL);
   g_assert_cmpint (unknown.status, ==, 2);
   assert_one_error_line (&unknown);
-  cli (&none, NULL);
+  gb_test_run_cli (&none, NULL);
   g_assert_cmpint (none.status, ==, 2);
-  cli (&bad_opt, "run", "--no-such-option", NULL);
+  gb_test_run_cli (&bad_opt, "run", "--no-such-option", NULL);
   g_assert_cmpint (bad_opt.status, ==, 2);
   assert_one_error_line (&bad_opt);
-  cli (&missing, "run", "--model", model_dir, "--text", "hi", NULL);
+  gb_test_run_cli (&missing, "run", "--model", model_dir, "--text", "hi", NULL);
   g_assert_cmpint (missing.status, ==, 2); /* --dump is required */
   assert_one_error_line (&missing);
 }
@@ -76,20 +52,20 @@ static void
 test_runtime_errors (void)
 {
   g_autofree char *empty = gb_test_tmpdir ();
-  g_auto (Result) no_model = { 0 }, bad_tokens = { 0 }, bad_utf8 = { 0 };
+  g_auto (GbTestResult) no_model = { 0 }, bad_tokens = { 0 }, bad_utf8 = { 0 };
 
-  cli (&no_model, "generate", "--model", empty, "--prompt", "hi", NULL);
+  gb_test_run_cli (&no_model, "generate", "--model", empty, "--prompt", "hi", NULL);
   g_assert_cmpint (no_model.status, ==, 1);
   assert_one_error_line (&no_model);
   g_assert_nonnull (strstr (no_model.err, "config.json"));
 
   g_autofree char *out = g_build_filename (empty, "dump", NULL);
-  cli (&bad_tokens, "run", "--model", model_dir, "--tokens", "1,2,99999", "--dump", out, NULL);
+  gb_test_run_cli (&bad_tokens, "run", "--model", model_dir, "--tokens", "1,2,99999", "--dump", out, NULL);
   g_assert_cmpint (bad_tokens.status, ==, 1);
   assert_one_error_line (&bad_tokens);
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 
-  cli (&bad_utf8, "generate", "--model", model_dir, "--prompt", "caf\xc3", NULL);
+  gb_test_run_cli (&bad_utf8, "generate", "--model", model_dir, "--prompt", "caf\xc3", NULL);
   g_assert_cmpint (bad_utf8.status, ==, 1);
   assert_one_error_line (&bad_utf8);
 }
@@ -99,11 +75,11 @@ test_run_dump (void)
 {
   g_autofree char *dir = gb_test_tmpdir ();
   g_autofree char *out = g_build_filename (dir, "dump", NULL);
-  g_auto (Result) r = { 0 };
+  g_auto (GbTestResult) r = { 0 };
   const char *files[] = { "logits.npy", "attention.npy", "resid_pre.npy", "resid_mid.npy", "resid_post.npy",
                           "mlp_post.npy", "tokens.json" };
 
-  cli (&r, "run", "--model", model_dir, "--text", "Hello", "--dump", out, NULL);
+  gb_test_run_cli (&r, "run", "--model", model_dir, "--text", "Hello", "--dump", out, NULL);
   g_assert_cmpint (r.status, ==, 0);
   for (guint i = 0; i < G_N_ELEMENTS (files); i++)
     {
@@ -125,13 +101,13 @@ test_run_dump (void)
 static void
 test_generate (void)
 {
-  g_auto (Result) a = { 0 }, b = { 0 }, greedy = { 0 };
+  g_auto (GbTestResult) a = { 0 }, b = { 0 }, greedy = { 0 };
 
-  cli (&a, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
+  gb_test_run_cli (&a, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
        "--seed", "4", NULL);
-  cli (&b, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
+  gb_test_run_cli (&b, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", "--temperature", "1",
        "--seed", "4", NULL);
-  cli (&greedy, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", NULL);
+  gb_test_run_cli (&greedy, "generate", "--model", model_dir, "--prompt", "Once", "--max-new-tokens", "12", NULL);
   g_assert_cmpint (a.status, ==, 0);
   g_assert_cmpint (greedy.status, ==, 0);
   g_assert_cmpstr (a.out, ==, b.out);
@@ -144,16 +120,16 @@ test_init_model_refuses_overwrite (void)
 {
   g_autofree char *dir = gb_test_tmpdir ();
   g_autofree char *out = g_build_filename (dir, "m", NULL);
-  g_auto (Result) first = { 0 }, again = { 0 }, forced = { 0 }, bad = { 0 };
+  g_auto (GbTestResult) first = { 0 }, again = { 0 }, forced = { 0 }, bad = { 0 };
 
-  cli (&first, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
+  gb_test_run_cli (&first, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
   g_assert_cmpint (first.status, ==, 0);
-  cli (&again, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
+  gb_test_run_cli (&again, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, NULL);
   g_assert_cmpint (again.status, ==, 2);
   g_assert_nonnull (strstr (again.err, "--force"));
-  cli (&forced, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, "--force", "--dtype", "bf16", NULL);
+  gb_test_run_cli (&forced, "init-model", "--preset", "tiny", "--seed", "2", "--output", out, "--force", "--dtype", "bf16", NULL);
   g_assert_cmpint (forced.status, ==, 0);
-  cli (&bad, "init-model", "--preset", "gpt5", "--seed", "2", "--output", out, NULL);
+  gb_test_run_cli (&bad, "init-model", "--preset", "gpt5", "--seed", "2", "--output", out, NULL);
   g_assert_cmpint (bad.status, ==, 2);
 
   g_autoptr (GError) error = NULL;
@@ -193,14 +169,14 @@ test_train_resume_eval (void)
   g_assert_true (g_file_set_contents (bad, "ok \xff\xfe bytes", -1, NULL));
 #define TRAIN_ARGS "train", "--corpus", corpus, "--tokenizer", tok, "--layers", "1", "--heads", "2", "--embd", "16", \
     "--context", "32", "--batch", "4", "--steps", "12", "--warmup", "2", "--checkpoint-every", "5", "--emphasis", "Decision:=5"
-  g_auto (Result) straight = { 0 }, first = { 0 }, second = { 0 }, eval = { 0 };
-  cli (&straight, TRAIN_ARGS, "--output", a, NULL);
+  g_auto (GbTestResult) straight = { 0 }, first = { 0 }, second = { 0 }, eval = { 0 };
+  gb_test_run_cli (&straight, TRAIN_ARGS, "--output", a, NULL);
   g_assert_cmpint (straight.status, ==, 0);
   g_assert_nonnull (strstr (straight.out, "emphasis Decision:=5: 60 positions"));
-  cli (&first, TRAIN_ARGS, "--output", b, "--stop-after", "7", NULL);
+  gb_test_run_cli (&first, TRAIN_ARGS, "--output", b, "--stop-after", "7", NULL);
   g_assert_cmpint (first.status, ==, 0);
   g_assert_nonnull (strstr (first.out, "stopped at step 7"));
-  cli (&second, TRAIN_ARGS, "--output", b, "--resume", NULL);
+  gb_test_run_cli (&second, TRAIN_ARGS, "--output", b, "--resume", NULL);
   g_assert_cmpint (second.status, ==, 0);
   g_assert_nonnull (strstr (second.out, "resuming at step 7"));
   gsize la, lb;
@@ -208,23 +184,23 @@ test_train_resume_eval (void)
   g_assert_cmpuint (la, ==, lb);
   g_assert_true (memcmp (wa, wb, la) == 0);
 
-  cli (&eval, "eval", "--model", a, "--corpus", corpus, "--json", NULL);
+  gb_test_run_cli (&eval, "eval", "--model", a, "--corpus", corpus, "--json", NULL);
   g_assert_cmpint (eval.status, ==, 0);
   g_assert_nonnull (strstr (eval.out, "\"perplexity\""));
 
-  g_auto (Result) no_corpus = { 0 }, bad_emph = { 0 }, bad_utf8 = { 0 }, no_ckpt = { 0 }, bad_eval = { 0 };
-  cli (&no_corpus, "train", "--output", a, NULL);
+  g_auto (GbTestResult) no_corpus = { 0 }, bad_emph = { 0 }, bad_utf8 = { 0 }, no_ckpt = { 0 }, bad_eval = { 0 };
+  gb_test_run_cli (&no_corpus, "train", "--output", a, NULL);
   g_assert_cmpint (no_corpus.status, ==, 2);
-  cli (&bad_emph, TRAIN_ARGS, "--output", a, "--emphasis", "Decision:", NULL);
+  gb_test_run_cli (&bad_emph, TRAIN_ARGS, "--output", a, "--emphasis", "Decision:", NULL);
   g_assert_cmpint (bad_emph.status, ==, 2);
-  cli (&bad_utf8, "train", "--corpus", bad, "--tokenizer", tok, "--output", a, NULL);
+  gb_test_run_cli (&bad_utf8, "train", "--corpus", bad, "--tokenizer", tok, "--output", a, NULL);
   g_assert_cmpint (bad_utf8.status, ==, 1);
   assert_one_error_line (&bad_utf8);
   g_assert_nonnull (strstr (bad_utf8.err, "bad.txt"));
-  cli (&no_ckpt, TRAIN_ARGS, "--output", root, "--resume", NULL);
+  gb_test_run_cli (&no_ckpt, TRAIN_ARGS, "--output", root, "--resume", NULL);
   g_assert_cmpint (no_ckpt.status, ==, 1);
   assert_one_error_line (&no_ckpt);
-  cli (&bad_eval, "eval", "--model", a, "--corpus", bad, NULL);
+  gb_test_run_cli (&bad_eval, "eval", "--model", a, "--corpus", bad, NULL);
   g_assert_cmpint (bad_eval.status, ==, 1);
   assert_one_error_line (&bad_eval);
 #undef TRAIN_ARGS
@@ -249,17 +225,17 @@ test_outputs_need_force (void)
   const char *const holds[] = { "tokens.json", "grads.safetensors", "vocab.json" };
   for (guint c = 0; c < G_N_ELEMENTS (first); c++)
     {
-      g_auto (Result) a = { 0 }, b = { 0 }, forced = { 0 };
+      g_auto (GbTestResult) a = { 0 }, b = { 0 }, forced = { 0 };
       const char *const *v = first[c];
-      cli (&a, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      gb_test_run_cli (&a, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
       g_assert_cmpint (a.status, ==, 0);
-      cli (&b, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      gb_test_run_cli (&b, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
       g_test_message ("%s again: %s", v[0], b.err);
       g_assert_cmpint (b.status, ==, 2);
       assert_one_error_line (&b);
       g_assert_nonnull (strstr (b.err, holds[c]));
       g_assert_nonnull (strstr (b.err, "--force"));
-      cli (&forced, v[0], "--force", v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
+      gb_test_run_cli (&forced, v[0], "--force", v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL);
       g_assert_cmpint (forced.status, ==, 0);
     }
   g_assert_true (g_file_test (logits, G_FILE_TEST_EXISTS));
