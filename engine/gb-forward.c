@@ -351,6 +351,23 @@ attention (GbModel              *self,
     }
 }
 
+/* out[T, N] = in[T, K] @ w + bias, with the packed copy where there is one. */
+static void
+project (float                *out,
+         const float          *in,
+         const GbPackedMatrix *packed,
+         const float          *w,
+         const float          *bias,
+         guint                 T,
+         guint                 K,
+         guint                 N)
+{
+  if (packed != NULL)
+    gb_packed_matmul (out, in, packed, bias, T, GB_EPILOGUE_NONE);
+  else
+    gb_matmul (out, in, w, bias, T, K, N);
+}
+
 static void
 add_rows (float       *x,
           const float *a,
@@ -381,7 +398,7 @@ block_forward (GbModel              *self,
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_PRE, l, s->x, pos0, T);
 
   layernorm (s->h, s->x, w->ln1_w, w->ln1_b, T, D, eps);
-  gb_matmul (s->qkv, s->h, w->qkv_w, w->qkv_b, T, D, 3 * D);
+  project (s->qkv, s->h, w->qkv_p, w->qkv_w, w->qkv_b, T, D, 3 * D);
   for (guint t = 0; t < T; t++)
     {
       const float *row = s->qkv + (gsize) t * 3 * D;
@@ -401,17 +418,22 @@ block_forward (GbModel              *self,
   attention (self, s, cache->k[l], cache->v[l], l, pos0, T, pattern, iv, n_iv);
   if (want_pattern && rec->pattern_sink != NULL)
     rec->pattern_sink (l, pattern, rec->pattern_sink_data);
-  gb_matmul (s->a, s->z, w->proj_w, w->proj_b, T, D, D);
+  project (s->a, s->z, w->proj_p, w->proj_w, w->proj_b, T, D, D);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_ATTN_OUT, l, s->a, pos0, T);
   add_rows (s->x, s->a, TD);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_MID, l, s->x, pos0, T);
 
   layernorm (s->h, s->x, w->ln2_w, w->ln2_b, T, D, eps);
-  gb_matmul (s->f, s->h, w->fc_w, w->fc_b, T, D, F);
-  GeluRange gelu = { s->f, self->activation == GB_ACT_GELU };
-  gb_parallel_range ((gsize) T * F, 65536, gelu_range, &gelu);
+  if (w->fc_p != NULL && self->activation == GB_ACT_GELU_NEW)
+    gb_packed_matmul (s->f, s->h, w->fc_p, w->fc_b, T, GB_EPILOGUE_GELU_NEW);
+  else
+    {
+      project (s->f, s->h, w->fc_p, w->fc_w, w->fc_b, T, D, F);
+      GeluRange gelu = { s->f, self->activation == GB_ACT_GELU };
+      gb_parallel_range ((gsize) T * F, 65536, gelu_range, &gelu);
+    }
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_POST, l, s->f, pos0, T);
-  gb_matmul (s->a, s->f, w->out_w, w->out_b, T, F, D);
+  project (s->a, s->f, w->out_p, w->out_w, w->out_b, T, F, D);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_MLP_OUT, l, s->a, pos0, T);
   add_rows (s->x, s->a, TD);
   hook_point (self, trace, rec, iv, n_iv, GB_HOOK_RESID_POST, l, s->x, pos0, T);

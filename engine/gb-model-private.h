@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #pragma once
 
+#include "gb-gemm.h"
 #include "gb-model.h"
 #include "gb-safetensors.h"
 
@@ -12,7 +13,9 @@ typedef enum
   GB_ACT_GELU,      /* exact erf form ("gelu") */
 } GbActivation;
 
-/* One transformer block's weights, all float32, HF Conv1D layout [in, out]. */
+/* One transformer block's weights, all float32, HF Conv1D layout [in, out].
+ * Where the CPU allows, the four matrices are also packed at load (the *_p
+ * fields), which the forward pass uses; GbNet uses the unpacked ones. */
 typedef struct
 {
   const float *ln1_w, *ln1_b;   /* [D] */
@@ -21,6 +24,7 @@ typedef struct
   const float *ln2_w, *ln2_b;   /* [D] */
   const float *fc_w, *fc_b;     /* [D, F], [F] */
   const float *out_w, *out_b;   /* [F, D], [D] */
+  GbPackedMatrix *qkv_p, *proj_p, *fc_p, *out_p;
 } GbBlockWeights;
 
 struct _GbModel

@@ -4,6 +4,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "gb-error.h"
@@ -222,6 +223,32 @@ take (Loader     *loader,
       return FALSE;                                                                  \
   } G_STMT_END
 
+/* Packs a block's [K, N] matrix for gb_packed_matmul (the forward pass).
+ * The unpacked matrix stays for GbNet (gradients, training). A memory-mapped
+ * one is dropped from memory (the mapping is read-only, so the kernel reads
+ * it back from the file if GbNet touches it); a float32 copy made at load
+ * from F16/BF16 stays, which the memory check counts. Without AVX-512
+ * nothing is packed and OpenBLAS multiplies the matrix as it is. */
+static void
+pack_weight (Loader          *loader,
+             const float     *w,
+             GbPackedMatrix **packed,
+             guint            K,
+             guint            N)
+{
+  if ((*packed = gb_packed_new (w, K, N)) == NULL)
+    return;
+  GPtrArray *buffers = loader->model->buffers;
+  for (guint i = 0; i < buffers->len; i++)
+    if (buffers->pdata[i] == w)
+      return;
+  const gsize page = (gsize) sysconf (_SC_PAGESIZE);
+  guintptr begin = ((guintptr) w + page - 1) / page * page;
+  guintptr end = ((guintptr) w + (gsize) K * N * sizeof (float)) / page * page;
+  if (end > begin)
+    madvise ((void *) begin, end - begin, MADV_DONTNEED);
+}
+
 static gboolean
 bind_block (Loader  *loader,
             guint    l,
@@ -243,6 +270,10 @@ bind_block (Loader  *loader,
   TAKE1 (b->fc_b, ("h.%u.mlp.c_fc.bias", l), f);
   TAKE2 (b->out_w, ("h.%u.mlp.c_proj.weight", l), f, d);
   TAKE1 (b->out_b, ("h.%u.mlp.c_proj.bias", l), d);
+  pack_weight (loader, b->qkv_w, &b->qkv_p, d, 3 * d);
+  pack_weight (loader, b->proj_w, &b->proj_p, d, d);
+  pack_weight (loader, b->fc_w, &b->fc_p, d, f);
+  pack_weight (loader, b->out_w, &b->out_p, f, d);
   return TRUE;
 }
 
@@ -283,13 +314,18 @@ check_memory (Loader  *loader,
           (t->dtype == GB_DTYPE_F32 && (guintptr) t->data % sizeof (float) != 0))
         needed += (guint64) t->n_elements * sizeof (float);
     }
+  /* The packed copies of the blocks' matrices (the unpacked ones go). */
+  const GbConfig *c = loader->model->config;
+  if (gb_packed_supported ())
+    needed += (guint64) c->n_layer * (gb_packed_bytes (c->n_embd, 3 * c->n_embd) + gb_packed_bytes (c->n_embd, c->n_embd) +
+                                      gb_packed_bytes (c->n_embd, c->n_inner) + gb_packed_bytes (c->n_inner, c->n_embd));
   guint64 budget = gb_memory_budget ();
   if (needed > budget)
     {
       g_autofree char *need = g_format_size (needed);
       g_autofree char *have = g_format_size (budget);
       g_set_error (error, GB_ERROR, GB_ERROR_LIMIT,
-                   "%s: converting the weights to float32 needs %s of memory, more than the %s available", loader->model->path,
+                   "%s: loading the weights needs %s of memory, more than the %s available", loader->model->path,
                    need, have);
       return FALSE;
     }
@@ -482,6 +518,13 @@ gb_model_unref (GbModel *self)
 {
   if (self == NULL || !g_atomic_ref_count_dec (&self->ref_count))
     return;
+  for (guint l = 0; self->blocks != NULL && l < self->config->n_layer; l++)
+    {
+      gb_packed_free (self->blocks[l].qkv_p);
+      gb_packed_free (self->blocks[l].proj_p);
+      gb_packed_free (self->blocks[l].fc_p);
+      gb_packed_free (self->blocks[l].out_p);
+    }
   g_clear_pointer (&self->tokenizer, gb_tokenizer_unref);
   g_clear_pointer (&self->config, gb_config_free);
   g_clear_pointer (&self->buffers, g_ptr_array_unref);

@@ -31,35 +31,159 @@ gb_thread_make_background (void)
     setpriority (PRIO_PROCESS, tid, BACKGROUND_NICE);
 }
 
-#define MAX_PARTS 16
+/* The worker pool.
+ *
+ * Persistent threads (as many as OpenBLAS is set to use, less the caller),
+ * started on first use. A task is n_parts numbered parts; the posting thread
+ * and the workers claim parts with an atomic counter, so a worker that wakes
+ * late costs nothing: the poster has taken its parts. One task at a time:
+ * a thread that finds the pool busy (another job's forward pass) runs its
+ * parts itself, which keeps two jobs from oversubscribing the cores.
+ *
+ * Publication is a sequence number: odd while the poster fills the task in,
+ * even once it is published. A worker counts itself in (active) and checks
+ * that the number did not move before it reads the task; the poster waits
+ * for active to drop to zero before it refills the task. */
+
+#define MAX_WORKERS 31
+/* Iterations a worker polls for the next task before it sleeps: about
+ * 20 microseconds, enough for the gap between two products of a forward
+ * pass, short enough not to steal a core from other work for long. */
+#define SPIN_ITERATIONS 2000
+
+typedef struct
+{
+  GMutex      post_lock;  /* held by the one posting thread */
+  GMutex      wake_lock;
+  GCond       wake;
+  gint        sleepers;   /* workers waiting on wake (atomic) */
+  gint        seq;        /* even: task published (atomic) */
+  gint        active;     /* workers inside the task (atomic) */
+  guint       n_workers;  /* started so far; under post_lock */
+
+  GbPartFunc  func;
+  gpointer    data;
+  gint        n_parts;
+  gint        next;       /* next part to claim (atomic) */
+  gint        finished;   /* parts done (atomic) */
+} Pool;
+
+static Pool pool;
+
+static inline void
+cpu_relax (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#endif
+}
+
+static void
+run_parts (void)
+{
+  gint part;
+  while ((part = g_atomic_int_add (&pool.next, 1)) < pool.n_parts)
+    {
+      pool.func ((guint) part, pool.data);
+      g_atomic_int_inc (&pool.finished);
+    }
+}
+
+static gpointer
+worker_main (gpointer unused)
+{
+  gint seen = 0;
+
+  gb_thread_make_background ();
+  for (;;)
+    {
+      gint seq = g_atomic_int_get (&pool.seq);
+      for (guint i = 0; (seq == seen || (seq & 1)) && i < SPIN_ITERATIONS; i++)
+        {
+          cpu_relax ();
+          seq = g_atomic_int_get (&pool.seq);
+        }
+      if (seq == seen || (seq & 1))
+        {
+          g_mutex_lock (&pool.wake_lock);
+          g_atomic_int_inc (&pool.sleepers);
+          while ((seq = g_atomic_int_get (&pool.seq)) == seen || (seq & 1))
+            g_cond_wait (&pool.wake, &pool.wake_lock);
+          g_atomic_int_add (&pool.sleepers, -1);
+          g_mutex_unlock (&pool.wake_lock);
+        }
+      g_atomic_int_inc (&pool.active);
+      if (g_atomic_int_get (&pool.seq) == seq)
+        {
+          run_parts ();
+          seen = seq;
+        }
+      g_atomic_int_add (&pool.active, -1);
+    }
+  return NULL;
+}
+
+void
+gb_parallel_for (guint      n_parts,
+                 GbPartFunc func,
+                 gpointer   data)
+{
+  const int threads = CLAMP (gb_blas_get_threads (), 1, MAX_WORKERS + 1);
+
+  if (n_parts <= 1 || threads == 1 || !g_mutex_trylock (&pool.post_lock))
+    {
+      for (guint i = 0; i < n_parts; i++)
+        func (i, data);
+      return;
+    }
+  while (pool.n_workers < (guint) threads - 1)
+    {
+      GThread *t = g_thread_try_new ("gb-worker", worker_main, NULL, NULL);
+      if (t == NULL)
+        break;
+      g_thread_unref (t);
+      pool.n_workers++;
+    }
+
+  g_atomic_int_inc (&pool.seq); /* odd: being filled in */
+  while (g_atomic_int_get (&pool.active) > 0)
+    cpu_relax ();
+  pool.func = func;
+  pool.data = data;
+  pool.n_parts = (gint) n_parts;
+  g_atomic_int_set (&pool.next, 0);
+  g_atomic_int_set (&pool.finished, 0);
+  g_atomic_int_inc (&pool.seq); /* even: published */
+  if (g_atomic_int_get (&pool.sleepers) > 0)
+    {
+      g_mutex_lock (&pool.wake_lock);
+      g_cond_broadcast (&pool.wake);
+      g_mutex_unlock (&pool.wake_lock);
+    }
+
+  run_parts ();
+  /* The parts still running are on workers, busy; wait for them. */
+  for (guint i = 0; g_atomic_int_get (&pool.finished) < (gint) n_parts; i++)
+    if (i < SPIN_ITERATIONS)
+      cpu_relax ();
+    else
+      g_thread_yield ();
+  g_mutex_unlock (&pool.post_lock);
+}
 
 typedef struct
 {
   GbRangeFunc func;
   gpointer    data;
-  GMutex      lock;
-  GCond       done;
-  guint       pending;
-} Job;
+  gsize       n, parts;
+} RangeTask;
 
-typedef struct
+static void
+range_part (guint    part,
+            gpointer data)
 {
-  Job  *job;
-  gsize begin, end;
-} Part;
-
-static gpointer
-run_part (gpointer item)
-{
-  Part *p = item;
-  Job *job = p->job;
-
-  job->func (p->begin, p->end, job->data);
-  g_mutex_lock (&job->lock);
-  if (--job->pending == 0)
-    g_cond_signal (&job->done);
-  g_mutex_unlock (&job->lock);
-  return NULL;
+  const RangeTask *r = data;
+  r->func (r->n * part / r->parts, r->n * (part + 1) / r->parts, r->data);
 }
 
 void
@@ -69,7 +193,7 @@ gb_parallel_range (gsize       n,
                    gpointer    data)
 {
   int threads = gb_blas_get_threads ();
-  gsize parts = (gsize) CLAMP (threads, 1, MAX_PARTS);
+  gsize parts = (gsize) CLAMP (threads, 1, MAX_WORKERS + 1);
 
   grain = MAX (grain, 1);
   parts = MIN (parts, n / grain);
@@ -79,28 +203,6 @@ gb_parallel_range (gsize       n,
         func (0, n, data);
       return;
     }
-
-  Job job = { func, data };
-  Part p[MAX_PARTS];
-  GThread *t[MAX_PARTS] = { NULL };
-  g_mutex_init (&job.lock);
-  g_cond_init (&job.done);
-  job.pending = (guint) parts - 1;
-  for (gsize k = 0; k < parts; k++)
-    p[k] = (Part) { &job, n * k / parts, n * (k + 1) / parts };
-  /* A thread per part (tens of microseconds each, against milliseconds of
-   * work per call); where none can be made, the part runs here. */
-  for (gsize k = 1; k < parts; k++)
-    if ((t[k] = g_thread_try_new ("gb-parallel", run_part, &p[k], NULL)) == NULL)
-      run_part (&p[k]);
-  func (p[0].begin, p[0].end, data);
-  g_mutex_lock (&job.lock);
-  while (job.pending > 0)
-    g_cond_wait (&job.done, &job.lock);
-  g_mutex_unlock (&job.lock);
-  for (gsize k = 1; k < parts; k++)
-    if (t[k] != NULL)
-      g_thread_join (t[k]);
-  g_mutex_clear (&job.lock);
-  g_cond_clear (&job.done);
+  RangeTask r = { func, data, n, parts };
+  gb_parallel_for ((guint) parts, range_part, &r);
 }

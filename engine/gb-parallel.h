@@ -6,11 +6,12 @@
 G_BEGIN_DECLS
 
 /* Runs f(begin, end, data) over [0, n) split into contiguous ranges of at
- * least @grain items, on the calling thread and short-lived helper threads: as
+ * least @grain items, on the calling thread and the pool's worker threads: as
  * many threads in all as OpenBLAS is set to use (gb_blas_get_threads), so
  * Glassbox's own loops (softmax, GELU, LayerNorm) use the cores the matrix
  * products use, never more. Returns when every range is done. Ranges must be
- * independent. Safe to call from several threads at once. */
+ * independent. Safe to call from several threads at once. Built on
+ * gb_parallel_for. */
 typedef void (*GbRangeFunc) (gsize    begin,
                              gsize    end,
                              gpointer data);
@@ -19,6 +20,18 @@ void gb_parallel_range (gsize       n,
                         gsize       grain,
                         GbRangeFunc func,
                         gpointer    data);
+
+/* Runs func(part, data) for every part in [0, n_parts), on the calling
+ * thread and the pool's worker threads (as many in all as
+ * gb_blas_get_threads), each thread claiming the next unclaimed part. Parts
+ * must be independent. Returns when all are done. When another thread is
+ * using the pool, every part runs on the calling thread. */
+typedef void (*GbPartFunc) (guint    part,
+                            gpointer data);
+
+void gb_parallel_for (guint      n_parts,
+                      GbPartFunc func,
+                      gpointer   data);
 
 /* Worker threads at background priority. An interactive front end calls
  * gb_set_background_workers (TRUE) once; from then on every worker thread

@@ -204,7 +204,7 @@ test_memory_budget (void)
   g_autoptr (GbModel) refused = gb_model_load (dir, NULL, NULL, NULL, &error);
   g_unsetenv ("GLASSBOX_MEMORY_LIMIT_MB");
   g_assert_null (refused);
-  assert_refused (error, GB_ERROR_LIMIT, dir, "needs 1.8");
+  assert_refused (error, GB_ERROR_LIMIT, dir, "more than the 1.0");
   g_clear_error (&error);
 
   g_autoptr (GbModel) model = gb_model_load (dir, NULL, NULL, NULL, &error);

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "glassbox-engine"
+
+#include "gb-gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gb-kernels.h"
+#include "gb-parallel.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX512_KERNELS 1
+#include <immintrin.h>
+#endif
+
+#define NR GB_PACK_NR
+/* Rows of the output one kernel call computes: 8 rows x 48 columns is 24
+ * accumulators of the 32 vector registers. */
+#define MR 8
+/* The reduction is split in chunks of KC rows of the panel, so a chunk of
+ * the panel (KC x 48 floats, 144 KiB) and the KC columns of the input rows
+ * stay in the core's L2 cache while every row block uses them. */
+#define KC 768
+
+struct _GbPackedMatrix
+{
+  guint  K, N, n_panels;
+  float *data; /* [n_panels][K][NR], 64-byte aligned, zero past column N */
+};
+
+gboolean
+gb_packed_supported (void)
+{
+  static gsize once;
+  static gboolean supported;
+
+  if (g_once_init_enter (&once))
+    {
+      const char *env = g_getenv ("GLASSBOX_PACKED_GEMM");
+      gboolean ok = FALSE;
+#ifdef HAVE_AVX512_KERNELS
+      __builtin_cpu_init ();
+      ok = __builtin_cpu_supports ("avx512f");
+#endif
+      if (env != NULL && g_str_equal (env, "0"))
+        ok = FALSE;
+      supported = ok;
+      g_once_init_leave (&once, 1);
+    }
+  return supported;
+}
+
+guint64
+gb_packed_bytes (guint K,
+                 guint N)
+{
+  return (guint64) ((N + NR - 1) / NR) * K * NR * sizeof (float);
+}
+
+GbPackedMatrix *
+gb_packed_new (const float *w,
+               guint        K,
+               guint        N)
+{
+  if (!gb_packed_supported () || K == 0 || N == 0)
+    return NULL;
+
+  GbPackedMatrix *p = g_new0 (GbPackedMatrix, 1);
+  p->K = K;
+  p->N = N;
+  p->n_panels = (N + NR - 1) / NR;
+  gsize bytes = gb_packed_bytes (K, N);
+  if (posix_memalign ((void **) &p->data, 64, bytes) != 0)
+    g_error ("gb_packed_new: out of memory (%" G_GSIZE_FORMAT " bytes)", bytes);
+  /* Row by row, so the source (often a memory-mapped file) is read once, in
+   * order. */
+  for (guint k = 0; k < K; k++)
+    {
+      const float *row = w + (gsize) k * N;
+      for (guint q = 0; q < p->n_panels; q++)
+        {
+          float *dst = p->data + ((gsize) q * K + k) * NR;
+          guint n0 = q * NR, width = MIN (NR, N - n0);
+          memcpy (dst, row + n0, width * sizeof (float));
+          if (width < NR)
+            memset (dst + width, 0, (NR - width) * sizeof (float));
+        }
+    }
+  return p;
+}
+
+void
+gb_packed_free (GbPackedMatrix *p)
+{
+  if (p == NULL)
+    return;
+  free (p->data);
+  g_free (p);
+}
+
+guint
+gb_packed_get_k (const GbPackedMatrix *p)
+{
+  return p->K;
+}
+
+guint
+gb_packed_get_n (const GbPackedMatrix *p)
+{
+  return p->N;
+}
+
+#ifdef HAVE_AVX512_KERNELS
+
+#define AVX512 __attribute__ ((target ("avx512f")))
+
+/* exp(x) as gb_expf_inline computes it, 16 lanes. */
+static inline AVX512 __m512
+exp16 (__m512 x)
+{
+  x = _mm512_max_ps (x, _mm512_set1_ps (-87.3f));
+  x = _mm512_min_ps (x, _mm512_set1_ps (88.37f));
+  const __m512 magic = _mm512_set1_ps (12582912.f);
+  __m512 n = _mm512_sub_ps (_mm512_fmadd_ps (x, _mm512_set1_ps (1.44269504088896341f), magic), magic);
+  __m512 r = _mm512_fnmadd_ps (n, _mm512_set1_ps (0.693359375f), x);
+  r = _mm512_fmadd_ps (n, _mm512_set1_ps (2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps (1.9875691500e-4f);
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.3981999507e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (8.3334519073e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (4.1665795894e-2f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.6666665459e-1f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (5.0000001201e-1f));
+  p = _mm512_fmadd_ps (_mm512_mul_ps (p, r), r, _mm512_add_ps (r, _mm512_set1_ps (1.f)));
+  __m512i e = _mm512_slli_epi32 (_mm512_add_epi32 (_mm512_cvttps_epi32 (n), _mm512_set1_epi32 (127)), 23);
+  return _mm512_mul_ps (p, _mm512_castsi512_ps (e));
+}
+
+/* gelu_new(v) = v / (1 + exp(-2u)), u = sqrt(2/pi) (v + 0.044715 v^3). */
+static inline AVX512 __m512
+gelu16 (__m512 v)
+{
+  __m512 v3 = _mm512_mul_ps (_mm512_mul_ps (v, v), v);
+  __m512 u2 = _mm512_mul_ps (_mm512_set1_ps (1.5957691216057308f), _mm512_fmadd_ps (_mm512_set1_ps (0.044715f), v3, v));
+  return _mm512_div_ps (v, _mm512_add_ps (_mm512_set1_ps (1.f), exp16 (_mm512_sub_ps (_mm512_setzero_ps (), u2))));
+}
+
+typedef struct
+{
+  const float *a;   /* row 0 of the block, lda apart */
+  gsize        lda;
+  const float *b;   /* the panel chunk, [kc][NR] */
+  float       *c;   /* row 0, column 0 of the tile, ldc apart */
+  gsize        ldc;
+  guint        kc;
+  guint        width;      /* columns of the tile that exist (<= NR) */
+  gboolean     accumulate; /* add to c (a later chunk of K) */
+  gboolean     finish;     /* the last chunk: bias and epilogue */
+  const float *bias;       /* NR floats past column 0, or NULL */
+  GbEpilogue   epilogue;
+  const char  *prefetch;   /* the next chunk's bytes to pull into L2 */
+  guint        prefetch_lines;
+  guint        prefetch_every; /* one line per this many steps of k */
+} Tile;
+
+/* The kernel, for a compile-time number of rows m (1..MR): the compiler
+ * keeps acc in registers once m is a constant. */
+static inline AVX512 __attribute__ ((always_inline)) void
+kernel (const Tile *t,
+        const guint m)
+{
+  __m512 acc[MR][3];
+  const float *a[MR];
+  const float *b = t->b;
+  const char *pf = t->prefetch;
+  guint pf_left = t->prefetch_lines, countdown = 1;
+
+  for (guint i = 0; i < m; i++)
+    {
+      a[i] = t->a + i * t->lda;
+      acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps ();
+    }
+  for (guint k = 0; k < t->kc; k++, b += NR)
+    {
+      if (pf_left > 0 && --countdown == 0)
+        {
+          _mm_prefetch (pf, _MM_HINT_T1);
+          pf += 64;
+          pf_left--;
+          countdown = t->prefetch_every;
+        }
+      const __m512 b0 = _mm512_load_ps (b), b1 = _mm512_load_ps (b + 16), b2 = _mm512_load_ps (b + 32);
+      for (guint i = 0; i < m; i++)
+        {
+          const __m512 x = _mm512_set1_ps (a[i][k]);
+          acc[i][0] = _mm512_fmadd_ps (x, b0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps (x, b1, acc[i][1]);
+          acc[i][2] = _mm512_fmadd_ps (x, b2, acc[i][2]);
+        }
+    }
+
+  __mmask16 mask[3];
+  for (guint j = 0; j < 3; j++)
+    {
+      const int cols = (int) t->width - 16 * (int) j;
+      mask[j] = cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
+    }
+  __m512 bias[3] = { _mm512_setzero_ps (), _mm512_setzero_ps (), _mm512_setzero_ps () };
+  if (t->finish && t->bias != NULL)
+    for (guint j = 0; j < 3; j++)
+      bias[j] = _mm512_maskz_loadu_ps (mask[j], t->bias + 16 * j);
+  for (guint i = 0; i < m; i++)
+    {
+      float *c = t->c + i * t->ldc;
+      for (guint j = 0; j < 3; j++)
+        {
+          __m512 v = acc[i][j];
+          if (t->accumulate)
+            v = _mm512_add_ps (_mm512_maskz_loadu_ps (mask[j], c + 16 * j), v);
+          if (t->finish)
+            {
+              v = _mm512_add_ps (v, bias[j]);
+              if (t->epilogue == GB_EPILOGUE_GELU_NEW)
+                v = gelu16 (v);
+            }
+          _mm512_mask_storeu_ps (c + 16 * j, mask[j], v);
+        }
+    }
+}
+
+static AVX512 void
+run_tile (const Tile *t,
+          guint       m)
+{
+  switch (m)
+    {
+    case 8: kernel (t, 8); break;
+    case 7: kernel (t, 7); break;
+    case 6: kernel (t, 6); break;
+    case 5: kernel (t, 5); break;
+    case 4: kernel (t, 4); break;
+    case 3: kernel (t, 3); break;
+    case 2: kernel (t, 2); break;
+    case 1: kernel (t, 1); break;
+    default: g_assert_not_reached ();
+    }
+}
+
+typedef struct
+{
+  float                *out;
+  const float          *in;
+  const GbPackedMatrix *w;
+  const float          *bias;
+  guint                 T;
+  GbEpilogue            epilogue;
+  guint                 n_parts;
+} Product;
+
+/* One part: a contiguous run of panels, every row. */
+static AVX512 void
+product_part (guint    part,
+              gpointer data)
+{
+  const Product *pr = data;
+  const GbPackedMatrix *w = pr->w;
+  const guint p0 = (guint) ((guint64) w->n_panels * part / pr->n_parts);
+  const guint p1 = (guint) ((guint64) w->n_panels * (part + 1) / pr->n_parts);
+  const guint K = w->K, N = w->N, T = pr->T;
+  const guint n_blocks = (T + MR - 1) / MR;
+
+  for (guint q = p0; q < p1; q++)
+    {
+      const float *panel = w->data + (gsize) q * K * NR;
+      const guint n0 = q * NR, width = MIN (NR, N - n0);
+      for (guint k0 = 0; k0 < K; k0 += KC)
+        {
+          const guint kc = MIN (KC, K - k0);
+          const float *chunk = panel + (gsize) k0 * NR;
+          /* What this part reads next: the rest of the panel, then the next
+           * panel, which follow this chunk in memory. Spread its lines over
+           * the row blocks. */
+          const gboolean more = k0 + kc < K || q + 1 < p1;
+          const guint next_kc = k0 + kc < K ? MIN (KC, K - k0 - kc) : MIN (KC, K);
+          const guint lines = more ? next_kc * NR * (guint) sizeof (float) / 64 : 0;
+          const guint per_block = (lines + n_blocks - 1) / n_blocks;
+          for (guint blk = 0; blk < n_blocks; blk++)
+            {
+              const guint r0 = blk * MR, m = MIN (MR, T - r0);
+              const guint first = MIN (lines, blk * per_block);
+              Tile t = {
+                .a = pr->in + (gsize) r0 * K + k0,
+                .lda = K,
+                .b = chunk,
+                .c = pr->out + (gsize) r0 * N + n0,
+                .ldc = N,
+                .kc = kc,
+                .width = width,
+                .accumulate = k0 > 0,
+                .finish = k0 + kc >= K,
+                .bias = pr->bias != NULL ? pr->bias + n0 : NULL,
+                .epilogue = pr->epilogue,
+                .prefetch = (const char *) (chunk + (gsize) kc * NR) + (gsize) first * 64,
+                .prefetch_lines = MIN (per_block, lines - first),
+                .prefetch_every = per_block > 0 ? MAX (1, kc / per_block) : 1,
+              };
+              run_tile (&t, m);
+            }
+        }
+    }
+}
+
+void
+gb_packed_matmul (float                *out,
+                  const float          *in,
+                  const GbPackedMatrix *w,
+                  const float          *bias,
+                  guint                 T,
+                  GbEpilogue            epilogue)
+{
+  if (T == 0)
+    return;
+  /* Two parts per thread, so a worker that starts late is absorbed; fewer
+   * when there are few panels (each part streams its panels in order, and
+   * its first panel comes from memory without a prefetch). */
+  const guint threads = (guint) CLAMP (gb_blas_get_threads (), 1, 64);
+  const guint n_parts = MAX (1, MIN (w->n_panels / 4, 2 * threads));
+  Product pr = { out, in, w, bias, T, epilogue, n_parts };
+  gb_parallel_for (n_parts, product_part, &pr);
+}
+
+#else /* no AVX-512 kernels: gb_packed_supported() is FALSE, nothing is packed */
+
+void
+gb_packed_matmul (float                *out,
+                  const float          *in,
+                  const GbPackedMatrix *w,
+                  const float          *bias,
+                  guint                 T,
+                  GbEpilogue            epilogue)
+{
+  g_assert_not_reached ();
+}
+
+#endif
