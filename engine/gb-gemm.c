@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "gb-kernels.h"
 #include "gb-parallel.h"
@@ -58,6 +59,38 @@ gb_packed_bytes (guint K,
   return (guint64) ((N + NR - 1) / NR) * K * NR * sizeof (float);
 }
 
+typedef struct
+{
+  GbPackedMatrix *p;
+  const float    *w;
+  guint           n_parts;
+} Packing;
+
+/* One part: a run of panels, row by row, so the source (a memory-mapped
+ * file, often) is read in order. */
+static void
+pack_part (guint    part,
+           gpointer data)
+{
+  const Packing *pk = data;
+  GbPackedMatrix *p = pk->p;
+  const guint q0 = (guint) ((guint64) p->n_panels * part / pk->n_parts);
+  const guint q1 = (guint) ((guint64) p->n_panels * (part + 1) / pk->n_parts);
+
+  for (guint k = 0; k < p->K; k++)
+    {
+      const float *row = pk->w + (gsize) k * p->N;
+      for (guint q = q0; q < q1; q++)
+        {
+          float *dst = p->data + ((gsize) q * p->K + k) * NR;
+          const guint n0 = q * NR, width = MIN (NR, p->N - n0);
+          memcpy (dst, row + n0, width * sizeof (float));
+          if (width < NR)
+            memset (dst + width, 0, (NR - width) * sizeof (float));
+        }
+    }
+}
+
 GbPackedMatrix *
 gb_packed_new (const float *w,
                guint        K,
@@ -70,23 +103,18 @@ gb_packed_new (const float *w,
   p->K = K;
   p->N = N;
   p->n_panels = (N + NR - 1) / NR;
-  gsize bytes = gb_packed_bytes (K, N);
-  if (posix_memalign ((void **) &p->data, 64, bytes) != 0)
+  const gsize bytes = gb_packed_bytes (K, N), huge = 2 << 20;
+  /* In 2 MiB pages where the kernel offers them (transparent huge pages in
+   * "madvise" mode, Debian's default): a few hundred page faults instead of
+   * a hundred thousand while packing, and fewer TLB misses while reading. */
+  if (posix_memalign ((void **) &p->data, bytes >= huge ? huge : 64, bytes) != 0)
     g_error ("gb_packed_new: out of memory (%" G_GSIZE_FORMAT " bytes)", bytes);
-  /* Row by row, so the source (often a memory-mapped file) is read once, in
-   * order. */
-  for (guint k = 0; k < K; k++)
-    {
-      const float *row = w + (gsize) k * N;
-      for (guint q = 0; q < p->n_panels; q++)
-        {
-          float *dst = p->data + ((gsize) q * K + k) * NR;
-          guint n0 = q * NR, width = MIN (NR, N - n0);
-          memcpy (dst, row + n0, width * sizeof (float));
-          if (width < NR)
-            memset (dst + width, 0, (NR - width) * sizeof (float));
-        }
-    }
+#ifdef MADV_HUGEPAGE
+  if (bytes >= huge)
+    madvise (p->data, bytes / huge * huge, MADV_HUGEPAGE);
+#endif
+  Packing pk = { p, w, MIN (p->n_panels, 8) };
+  gb_parallel_for (pk.n_parts, pack_part, &pk);
   return p;
 }
 
