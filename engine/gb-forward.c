@@ -7,6 +7,7 @@
 
 #include "gb-error.h"
 #include "gb-kernels.h"
+#include "gb-gemm.h"
 #include "gb-model-private.h"
 #include "gb-parallel.h"
 
@@ -19,7 +20,9 @@ typedef struct
   float *z;      /* [T, D] heads' outputs side by side */
   float *a;      /* [T, D] attention or MLP output */
   float *f;      /* [T, F] MLP hidden */
-  float *scores; /* [T, N] one head's attention */
+  float *scores; /* [n_attn, T, N] attention probabilities, one head per thread */
+  float *kt;     /* [n_attn, hd, N] a head's keys, transposed */
+  guint  n_attn; /* heads computed at once (packed kernels), else 1 */
   float *pattern; /* [H, T, N] for GbRecord.pattern_sink, or NULL */
 } Scratch;
 
@@ -297,6 +300,54 @@ layernorm (float       *out,
 
 #define ATTN_TILE 128
 
+/* How many heads a prefill computes at once: one per thread, with the
+ * packed kernels (gb_gemm_strided runs on the calling thread, so the heads
+ * are what is split); OpenBLAS threads each product itself. */
+static guint
+attention_parts (const GbConfig *c)
+{
+  if (!gb_packed_supported ())
+    return 1;
+  return (guint) CLAMP (gb_blas_get_threads (), 1, (int) c->n_head);
+}
+
+typedef struct
+{
+  const GbConfig *c;
+  Scratch        *s;
+  const float    *k, *v;
+  guint           pos0, T;
+  float          *pattern;
+  const float    *head_scales; /* [H] */
+} HeadsJob;
+
+/* A run of heads on one thread: keys transposed, q k^T for the keys each
+ * block of 8 queries sees, the softmax, then p v over those keys. */
+static void
+heads_part (guint    part,
+            gpointer data)
+{
+  const HeadsJob *j = data;
+  const guint D = j->c->n_embd, H = j->c->n_head, hd = D / H;
+  const guint T = j->T, pos0 = j->pos0, N = pos0 + T;
+  const float scale = 1.f / sqrtf ((float) hd);
+  const guint h0 = H * part / j->s->n_attn, h1 = H * (part + 1) / j->s->n_attn;
+  float *kt = j->s->kt + (gsize) part * hd * N;
+
+  for (guint h = h0; h < h1; h++)
+    {
+      float *scores = j->pattern != NULL ? j->pattern + (gsize) h * T * N : j->s->scores + (gsize) part * T * N;
+      for (guint n = 0; n < N; n++)
+        for (guint d = 0; d < hd; d++)
+          kt[(gsize) d * N + n] = j->k[(gsize) n * D + h * hd + d];
+      gb_gemm_strided (scores, N, j->s->qkv + h * hd, 3 * D, kt, N, T, hd, N, scale, GB_CAUSAL_COLUMNS, pos0);
+      SoftmaxRows rows = { scores, N, pos0 };
+      softmax_rows (0, T, &rows);
+      gb_gemm_strided (j->s->z + h * hd, D, scores, N, j->v + h * hd, D, T, N, hd, j->head_scales[h], GB_CAUSAL_DEPTH,
+                       pos0);
+    }
+}
+
 /* Causal self-attention of T new queries over N = pos0 + T keys.
  *   qkv    [T, 3D]  queries at columns [0, D)
  *   k, v   [N, D]   the cache, including the T new rows
@@ -318,6 +369,15 @@ attention (GbModel              *self,
   const guint N = pos0 + T;
   const float scale = 1.f / sqrtf ((float) hd);
 
+  if (T > 1 && gb_packed_supported ())
+    {
+      g_autofree float *head_scales = g_new (float, H);
+      for (guint h = 0; h < H; h++)
+        head_scales[h] = head_scale (iv, n_iv, layer, h);
+      HeadsJob job = { self->config, s, k, v, pos0, T, pattern, head_scales };
+      gb_parallel_for (s->n_attn, heads_part, &job);
+      return;
+    }
   for (guint h = 0; h < H; h++)
     {
       /* One query (a decode step) is a matrix-vector product; OpenBLAS's
@@ -502,7 +562,8 @@ check_memory (GbModel        *self,
 {
   const GbConfig *c = self->config;
   const double N = (double) pos0 + T, L = c->n_layer, D = c->n_embd;
-  double floats = 2 * L * N * D + 7.0 * T * D + (double) T * c->n_inner + (double) T * N;
+  const double A = attention_parts (c);
+  double floats = 2 * L * N * D + 7.0 * T * D + (double) T * c->n_inner + A * ((double) T * N + N * (D / c->n_head));
 
   for (guint l = 0; rec != NULL && l < c->n_layer; l++)
     for (guint h = 0; h < GB_N_HOOKS; h++)
@@ -601,14 +662,17 @@ gb_forward_core (GbModel              *self,
 
   /* One allocation for all scratch arrays. */
   const gsize TD = (gsize) T * D, TF = (gsize) T * c->n_inner, TN = (gsize) T * (pos0 + T);
-  g_autofree float *block = g_new (float, 7 * TD + TF + TN);
-  Scratch s = { .x = block };
+  const guint n_attn = attention_parts (c);
+  const gsize KT = (gsize) (D / c->n_head) * (pos0 + T);
+  g_autofree float *block = g_new (float, 7 * TD + TF + n_attn * (TN + KT));
+  Scratch s = { .x = block, .n_attn = n_attn };
   s.h = s.x + TD;
   s.qkv = s.h + TD;
   s.z = s.qkv + 3 * TD;
   s.a = s.z + TD;
   s.f = s.a + TD;
   s.scores = s.f + TF;
+  s.kt = s.scores + n_attn * TN;
   g_autofree float *sink_pattern = NULL;
   if (rec != NULL && rec->pattern_sink != NULL && rec->hooks[GB_HOOK_PATTERN] != 0)
     s.pattern = sink_pattern = g_new (float, (gsize) c->n_head * TN);

@@ -13,6 +13,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_AVX512_KERNELS 1
 #include <immintrin.h>
+/* GCC 12 flags the deliberately undefined vectors inside some AVX-512
+ * intrinsics (_mm512_cvttps_epi32 and others) once they are inlined. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #define NR GB_PACK_NR
@@ -177,13 +181,16 @@ typedef struct
 {
   const float *a;   /* row 0 of the block, lda apart */
   gsize        lda;
-  const float *b;   /* the panel chunk, [kc][NR] */
+  const float *b;   /* the panel chunk: kc rows of NR floats, ldb apart */
+  gsize        ldb;
   float       *c;   /* row 0, column 0 of the tile, ldc apart */
   gsize        ldc;
   guint        kc;
   guint        width;      /* columns of the tile that exist (<= NR) */
+  gboolean     padded;     /* b's rows hold NR floats whatever the width */
   gboolean     accumulate; /* add to c (a later chunk of K) */
-  gboolean     finish;     /* the last chunk: bias and epilogue */
+  gboolean     finish;     /* the last chunk: alpha, bias and epilogue */
+  float        alpha;      /* multiplies the product (not what is accumulated) */
   const float *bias;       /* NR floats past column 0, or NULL */
   GbEpilogue   epilogue;
   const char  *prefetch;   /* the next chunk's bytes to pull into L2 */
@@ -191,24 +198,74 @@ typedef struct
   guint        prefetch_every; /* one line per this many steps of k */
 } Tile;
 
-/* The kernel, for a compile-time number of rows m (1..MR): the compiler
- * keeps acc in registers once m is a constant. */
+/* The kernel, for compile-time m rows (1..MR) and nv vectors of 16 columns
+ * (1..3). Written out register by register (accN0..accN2 for row N): with
+ * arrays and loops, GCC kept the accumulators in memory for some (m, nv) and
+ * the products ran at half speed. */
+#define ACC_DECL(i) __m512 acc##i##0 = _mm512_setzero_ps (), acc##i##1 = acc##i##0, acc##i##2 = acc##i##0
+#define ACC_FMA(i)                                                         \
+  if (m > i)                                                               \
+    {                                                                      \
+      const __m512 x = _mm512_set1_ps (t->a[i * t->lda + k]);              \
+      acc##i##0 = _mm512_fmadd_ps (x, b0, acc##i##0);                      \
+      if (nv > 1)                                                          \
+        acc##i##1 = _mm512_fmadd_ps (x, b1, acc##i##1);                    \
+      if (nv > 2)                                                          \
+        acc##i##2 = _mm512_fmadd_ps (x, b2, acc##i##2);                    \
+    }
+#define ACC_STORE(i)                                                       \
+  if (m > i)                                                               \
+    {                                                                      \
+      store (t, t->c + i * t->ldc, acc##i##0, mask0, bias0);               \
+      if (nv > 1)                                                          \
+        store (t, t->c + i * t->ldc + 16, acc##i##1, mask1, bias1);        \
+      if (nv > 2)                                                          \
+        store (t, t->c + i * t->ldc + 32, acc##i##2, mask2, bias2);        \
+    }
+
 static inline AVX512 __attribute__ ((always_inline)) void
-kernel (const Tile *t,
-        const guint m)
+store (const Tile *t,
+       float      *c,
+       __m512      v,
+       __mmask16   mask,
+       __m512      bias)
 {
-  __m512 acc[MR][3];
-  const float *a[MR];
+  if (t->alpha != 1.f)
+    v = _mm512_mul_ps (v, _mm512_set1_ps (t->alpha));
+  if (t->accumulate)
+    v = _mm512_add_ps (_mm512_maskz_loadu_ps (mask, c), v);
+  if (t->finish)
+    {
+      v = _mm512_add_ps (v, bias);
+      if (t->epilogue == GB_EPILOGUE_GELU_NEW)
+        v = gelu16 (v);
+    }
+  _mm512_mask_storeu_ps (c, mask, v);
+}
+
+static inline __mmask16
+column_mask (guint width,
+             guint j)
+{
+  const int cols = (int) width - 16 * (int) j;
+  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
+}
+
+static inline AVX512 __attribute__ ((always_inline)) void
+kernel (const Tile    *t,
+        const guint    m,
+        const guint    nv,
+        const gboolean masked)
+{
   const float *b = t->b;
   const char *pf = t->prefetch;
   guint pf_left = t->prefetch_lines, countdown = 1;
+  const __mmask16 mask0 = column_mask (t->width, 0), mask1 = column_mask (t->width, 1),
+                  mask2 = column_mask (t->width, 2);
+  ACC_DECL (0); ACC_DECL (1); ACC_DECL (2); ACC_DECL (3);
+  ACC_DECL (4); ACC_DECL (5); ACC_DECL (6); ACC_DECL (7);
 
-  for (guint i = 0; i < m; i++)
-    {
-      a[i] = t->a + i * t->lda;
-      acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps ();
-    }
-  for (guint k = 0; k < t->kc; k++, b += NR)
+  for (guint k = 0; k < t->kc; k++, b += t->ldb)
     {
       if (pf_left > 0 && --countdown == 0)
         {
@@ -217,61 +274,62 @@ kernel (const Tile *t,
           pf_left--;
           countdown = t->prefetch_every;
         }
-      const __m512 b0 = _mm512_load_ps (b), b1 = _mm512_load_ps (b + 16), b2 = _mm512_load_ps (b + 32);
-      for (guint i = 0; i < m; i++)
-        {
-          const __m512 x = _mm512_set1_ps (a[i][k]);
-          acc[i][0] = _mm512_fmadd_ps (x, b0, acc[i][0]);
-          acc[i][1] = _mm512_fmadd_ps (x, b1, acc[i][1]);
-          acc[i][2] = _mm512_fmadd_ps (x, b2, acc[i][2]);
-        }
+      /* Masked loads only where a row of b ends inside the last vector
+       * (they halve the speed of the whole kernel). */
+      const __m512 b0 = masked && nv == 1 ? _mm512_maskz_loadu_ps (mask0, b) : _mm512_loadu_ps (b);
+      const __m512 b1 = nv < 2 ? b0 : masked && nv == 2 ? _mm512_maskz_loadu_ps (mask1, b + 16) : _mm512_loadu_ps (b + 16);
+      const __m512 b2 = nv < 3 ? b0 : masked ? _mm512_maskz_loadu_ps (mask2, b + 32) : _mm512_loadu_ps (b + 32);
+      ACC_FMA (0) ACC_FMA (1) ACC_FMA (2) ACC_FMA (3)
+      ACC_FMA (4) ACC_FMA (5) ACC_FMA (6) ACC_FMA (7)
     }
 
-  __mmask16 mask[3];
-  for (guint j = 0; j < 3; j++)
-    {
-      const int cols = (int) t->width - 16 * (int) j;
-      mask[j] = cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
-    }
-  __m512 bias[3] = { _mm512_setzero_ps (), _mm512_setzero_ps (), _mm512_setzero_ps () };
+  __m512 bias0 = _mm512_setzero_ps (), bias1 = bias0, bias2 = bias0;
   if (t->finish && t->bias != NULL)
-    for (guint j = 0; j < 3; j++)
-      bias[j] = _mm512_maskz_loadu_ps (mask[j], t->bias + 16 * j);
-  for (guint i = 0; i < m; i++)
     {
-      float *c = t->c + i * t->ldc;
-      for (guint j = 0; j < 3; j++)
-        {
-          __m512 v = acc[i][j];
-          if (t->accumulate)
-            v = _mm512_add_ps (_mm512_maskz_loadu_ps (mask[j], c + 16 * j), v);
-          if (t->finish)
-            {
-              v = _mm512_add_ps (v, bias[j]);
-              if (t->epilogue == GB_EPILOGUE_GELU_NEW)
-                v = gelu16 (v);
-            }
-          _mm512_mask_storeu_ps (c + 16 * j, mask[j], v);
-        }
+      bias0 = _mm512_maskz_loadu_ps (mask0, t->bias);
+      if (nv > 1)
+        bias1 = _mm512_maskz_loadu_ps (mask1, t->bias + 16);
+      if (nv > 2)
+        bias2 = _mm512_maskz_loadu_ps (mask2, t->bias + 32);
     }
+  ACC_STORE (0) ACC_STORE (1) ACC_STORE (2) ACC_STORE (3)
+  ACC_STORE (4) ACC_STORE (5) ACC_STORE (6) ACC_STORE (7)
 }
 
+#define KERNEL_ROWS(nv, masked)                 \
+  switch (m)                                    \
+    {                                           \
+    case 8: kernel (t, 8, nv, masked); break;   \
+    case 7: kernel (t, 7, nv, masked); break;   \
+    case 6: kernel (t, 6, nv, masked); break;   \
+    case 5: kernel (t, 5, nv, masked); break;   \
+    case 4: kernel (t, 4, nv, masked); break;   \
+    case 3: kernel (t, 3, nv, masked); break;   \
+    case 2: kernel (t, 2, nv, masked); break;   \
+    case 1: kernel (t, 1, nv, masked); break;   \
+    default: g_assert_not_reached ();           \
+    }
+
+/* b's rows must be readable up to a multiple of 16 floats past the tile's
+ * first column, unless t->width is one (then the kernel masks). Packed
+ * panels are padded to 48. */
 static AVX512 void
 run_tile (const Tile *t,
           guint       m)
 {
-  switch (m)
-    {
-    case 8: kernel (t, 8); break;
-    case 7: kernel (t, 7); break;
-    case 6: kernel (t, 6); break;
-    case 5: kernel (t, 5); break;
-    case 4: kernel (t, 4); break;
-    case 3: kernel (t, 3); break;
-    case 2: kernel (t, 2); break;
-    case 1: kernel (t, 1); break;
-    default: g_assert_not_reached ();
-    }
+  const gboolean masked = t->width % 16 != 0 && !t->padded;
+  if (t->width > 32 && masked)
+    KERNEL_ROWS (3, TRUE)
+  else if (t->width > 32)
+    KERNEL_ROWS (3, FALSE)
+  else if (t->width > 16 && masked)
+    KERNEL_ROWS (2, TRUE)
+  else if (t->width > 16)
+    KERNEL_ROWS (2, FALSE)
+  else if (masked)
+    KERNEL_ROWS (1, TRUE)
+  else
+    KERNEL_ROWS (1, FALSE)
 }
 
 typedef struct
@@ -320,12 +378,15 @@ product_part (guint    part,
                 .a = pr->in + (gsize) r0 * K + k0,
                 .lda = K,
                 .b = chunk,
+                .ldb = NR,
+                .padded = TRUE,
                 .c = pr->out + (gsize) r0 * N + n0,
                 .ldc = N,
                 .kc = kc,
                 .width = width,
                 .accumulate = k0 > 0,
                 .finish = k0 + kc >= K,
+                .alpha = 1.f,
                 .bias = pr->bias != NULL ? pr->bias + n0 : NULL,
                 .epilogue = pr->epilogue,
                 .prefetch = (const char *) (chunk + (gsize) kc * NR) + (gsize) first * 64,
@@ -357,6 +418,48 @@ gb_packed_matmul (float                *out,
   gb_parallel_for (n_parts, product_part, &pr);
 }
 
+void
+gb_gemm_strided (float       *c,
+                 gsize        ldc,
+                 const float *a,
+                 gsize        lda,
+                 const float *b,
+                 gsize        ldb,
+                 guint        M,
+                 guint        K,
+                 guint        N,
+                 float        alpha,
+                 GbCausal     causal,
+                 guint        offset)
+{
+  for (guint r0 = 0; r0 < M; r0 += MR)
+    {
+      const guint m = MIN (MR, M - r0), limit = offset + r0 + m;
+      const guint n_cols = causal == GB_CAUSAL_COLUMNS ? MIN (N, limit) : N;
+      const guint depth = causal == GB_CAUSAL_DEPTH ? MIN (K, limit) : K;
+      for (guint n0 = 0; n0 < n_cols; n0 += NR)
+        for (guint k0 = 0; k0 < depth; k0 += KC)
+          {
+            const guint kc = MIN (KC, depth - k0);
+            Tile t = {
+              .a = a + (gsize) r0 * lda + k0,
+              .lda = lda,
+              .b = b + (gsize) k0 * ldb + n0,
+              .ldb = ldb,
+              .c = c + (gsize) r0 * ldc + n0,
+              .ldc = ldc,
+              .kc = kc,
+              .width = MIN (NR, n_cols - n0),
+              .accumulate = k0 > 0,
+              .finish = k0 + kc >= depth,
+              .alpha = alpha,
+              .epilogue = GB_EPILOGUE_NONE,
+            };
+            run_tile (&t, m);
+          }
+    }
+}
+
 #else /* no AVX-512 kernels: gb_packed_supported() is FALSE, nothing is packed */
 
 void
@@ -366,6 +469,23 @@ gb_packed_matmul (float                *out,
                   const float          *bias,
                   guint                 T,
                   GbEpilogue            epilogue)
+{
+  g_assert_not_reached ();
+}
+
+void
+gb_gemm_strided (float       *c,
+                 gsize        ldc,
+                 const float *a,
+                 gsize        lda,
+                 const float *b,
+                 gsize        ldb,
+                 guint        M,
+                 guint        K,
+                 guint        N,
+                 float        alpha,
+                 GbCausal     causal,
+                 guint        offset)
 {
   g_assert_not_reached ();
 }

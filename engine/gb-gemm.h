@@ -54,4 +54,33 @@ void gb_packed_matmul (float                *out,
                        guint                 T,
                        GbEpilogue            epilogue);
 
+/* The attention's products, one head at a time, on the calling thread:
+ * c[M, N] = alpha * a[M, K] @ b[K, N], every operand row-major with its own
+ * row stride, none packed. Causal limits, for row block r0..r0+m-1 (blocks
+ * of 8 rows), limit = offset + r0 + m:
+ *   GB_CAUSAL_COLUMNS  only columns below limit are written (q k^T: the
+ *                      keys a block of queries sees);
+ *   GB_CAUSAL_DEPTH    the sum runs over k below limit only (p v: the
+ *                      probabilities past it are zero).
+ * Only where gb_packed_supported(). */
+typedef enum
+{
+  GB_CAUSAL_NONE,
+  GB_CAUSAL_COLUMNS,
+  GB_CAUSAL_DEPTH,
+} GbCausal;
+
+void gb_gemm_strided (float       *c,
+                      gsize        ldc,
+                      const float *a,
+                      gsize        lda,
+                      const float *b,
+                      gsize        ldb,
+                      guint        M,
+                      guint        K,
+                      guint        N,
+                      float        alpha,
+                      GbCausal     causal,
+                      guint        offset);
+
 G_END_DECLS
