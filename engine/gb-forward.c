@@ -322,7 +322,8 @@ typedef struct
 } HeadsJob;
 
 /* A run of heads on one thread: keys transposed, q k^T for the keys each
- * block of 8 queries sees, the softmax, then p v over those keys. */
+ * block of 8 queries sees, the softmax, then p v over those keys (one query:
+ * the scores are dot products with the cached keys as they lie). */
 static void
 heads_part (guint    part,
             gpointer data)
@@ -337,6 +338,14 @@ heads_part (guint    part,
   for (guint h = h0; h < h1; h++)
     {
       float *scores = j->pattern != NULL ? j->pattern + (gsize) h * T * N : j->s->scores + (gsize) part * T * N;
+      if (T == 1)
+        {
+          /* A decode step: one query, a dot product per key. */
+          gb_row_dots_strided (scores, j->k + h * hd, D, j->s->qkv + h * hd, N, hd, scale);
+          gb_softmax (scores, N);
+          gb_gemm_strided (j->s->z + h * hd, D, scores, N, j->v + h * hd, D, 1, N, hd, j->head_scales[h], GB_CAUSAL_NONE, 0);
+          continue;
+        }
       for (guint n = 0; n < N; n++)
         for (guint d = 0; d < hd; d++)
           kt[(gsize) d * N + n] = j->k[(gsize) n * D + h * hd + d];
@@ -369,7 +378,7 @@ attention (GbModel              *self,
   const guint N = pos0 + T;
   const float scale = 1.f / sqrtf ((float) hd);
 
-  if (T > 1 && gb_packed_supported ())
+  if (gb_packed_supported ())
     {
       g_autofree float *head_scales = g_new (float, H);
       for (guint h = 0; h < H; h++)

@@ -460,6 +460,94 @@ gb_gemm_strided (float       *c,
     }
 }
 
+typedef struct
+{
+  float       *out;
+  const float *w;
+  gsize        ldw;
+  const float *x;
+  guint        rows, cols, n_parts;
+  float        alpha;
+} RowDots;
+
+/* out[r] = w[r, :] . x for a run of rows, four rows at a time (four
+ * independent sums keep the loads in flight; the matrix streams from memory
+ * once). */
+static AVX512 void
+row_dots_part (guint    part,
+               gpointer data)
+{
+  const RowDots *d = data;
+  const guint r0 = (guint) ((guint64) d->rows * part / d->n_parts);
+  const guint r1 = (guint) ((guint64) d->rows * (part + 1) / d->n_parts);
+  const guint C = d->cols, full = C / 16 * 16;
+  const __mmask16 tail = (__mmask16) ((1u << (C - full)) - 1);
+
+  guint r = r0;
+  for (; r + 4 <= r1; r += 4)
+    {
+      const float *w0 = d->w + (gsize) r * d->ldw, *w1 = w0 + d->ldw, *w2 = w1 + d->ldw, *w3 = w2 + d->ldw;
+      __m512 s0 = _mm512_setzero_ps (), s1 = s0, s2 = s0, s3 = s0;
+      guint c = 0;
+      for (; c < full; c += 16)
+        {
+          const __m512 x = _mm512_loadu_ps (d->x + c);
+          s0 = _mm512_fmadd_ps (_mm512_loadu_ps (w0 + c), x, s0);
+          s1 = _mm512_fmadd_ps (_mm512_loadu_ps (w1 + c), x, s1);
+          s2 = _mm512_fmadd_ps (_mm512_loadu_ps (w2 + c), x, s2);
+          s3 = _mm512_fmadd_ps (_mm512_loadu_ps (w3 + c), x, s3);
+        }
+      if (tail)
+        {
+          const __m512 x = _mm512_maskz_loadu_ps (tail, d->x + c);
+          s0 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (tail, w0 + c), x, s0);
+          s1 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (tail, w1 + c), x, s1);
+          s2 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (tail, w2 + c), x, s2);
+          s3 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (tail, w3 + c), x, s3);
+        }
+      d->out[r] = d->alpha * _mm512_reduce_add_ps (s0);
+      d->out[r + 1] = d->alpha * _mm512_reduce_add_ps (s1);
+      d->out[r + 2] = d->alpha * _mm512_reduce_add_ps (s2);
+      d->out[r + 3] = d->alpha * _mm512_reduce_add_ps (s3);
+    }
+  for (; r < r1; r++)
+    {
+      const float *w0 = d->w + (gsize) r * d->ldw;
+      __m512 s0 = _mm512_setzero_ps ();
+      guint c = 0;
+      for (; c < full; c += 16)
+        s0 = _mm512_fmadd_ps (_mm512_loadu_ps (w0 + c), _mm512_loadu_ps (d->x + c), s0);
+      if (tail)
+        s0 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (tail, w0 + c), _mm512_maskz_loadu_ps (tail, d->x + c), s0);
+      d->out[r] = d->alpha * _mm512_reduce_add_ps (s0);
+    }
+}
+
+void
+gb_row_dots (float       *out,
+             const float *w,
+             const float *x,
+             guint        rows,
+             guint        cols)
+{
+  const guint threads = (guint) CLAMP (gb_blas_get_threads (), 1, 64);
+  RowDots d = { out, w, cols, x, rows, cols, MAX (1, MIN (rows / 256, 4 * threads)), 1.f };
+  gb_parallel_for (d.n_parts, row_dots_part, &d);
+}
+
+void
+gb_row_dots_strided (float       *out,
+                     const float *w,
+                     gsize        ldw,
+                     const float *x,
+                     guint        rows,
+                     guint        cols,
+                     float        alpha)
+{
+  RowDots d = { out, w, ldw, x, rows, cols, 1, alpha };
+  row_dots_part (0, &d);
+}
+
 #else /* no AVX-512 kernels: gb_packed_supported() is FALSE, nothing is packed */
 
 void
@@ -486,6 +574,28 @@ gb_gemm_strided (float       *c,
                  float        alpha,
                  GbCausal     causal,
                  guint        offset)
+{
+  g_assert_not_reached ();
+}
+
+void
+gb_row_dots (float       *out,
+             const float *w,
+             const float *x,
+             guint        rows,
+             guint        cols)
+{
+  g_assert_not_reached ();
+}
+
+void
+gb_row_dots_strided (float       *out,
+                     const float *w,
+                     gsize        ldw,
+                     const float *x,
+                     guint        rows,
+                     guint        cols,
+                     float        alpha)
 {
   g_assert_not_reached ();
 }

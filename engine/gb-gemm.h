@@ -83,4 +83,23 @@ void gb_gemm_strided (float       *c,
                       GbCausal     causal,
                       guint        offset);
 
+/* out[r] = w[r, :] . x for r < rows (w row-major [rows, cols]): the
+ * unembedding of one position, split across the worker pool. Only where
+ * gb_packed_supported(). */
+void gb_row_dots (float       *out,
+                  const float *w,
+                  const float *x,
+                  guint        rows,
+                  guint        cols);
+
+/* out[r] = alpha * w[r * ldw .. + cols] . x for r < rows, on the calling
+ * thread (one decode step's attention scores). */
+void gb_row_dots_strided (float       *out,
+                          const float *w,
+                          gsize        ldw,
+                          const float *x,
+                          guint        rows,
+                          guint        cols,
+                          float        alpha);
+
 G_END_DECLS

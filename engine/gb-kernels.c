@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-gemm.h"
 #include "gb-kernels.h"
 
 /* Debian's OpenBLAS exports these; they are not in every cblas.h. */
@@ -59,7 +60,9 @@ gb_matmul_bt (float       *out,
               guint        K,
               guint        N)
 {
-  if (T == 1)
+  if (T == 1 && gb_packed_supported ())
+    gb_row_dots (out, w, in, N, K);
+  else if (T == 1)
     cblas_sgemv (CblasRowMajor, CblasNoTrans, N, K, 1.f, w, K, in, 1, 0.f, out, 1);
   else
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.f, in, K, w, K, 0.f, out, N);

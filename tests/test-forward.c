@@ -36,7 +36,7 @@ static void
 test_matmul (void)
 {
   /* Both the sgemm path (T > 1) and the sgemv path (T = 1), with and without bias. */
-  const guint shapes[][3] = { { 1, 64, 96 }, { 7, 33, 65 }, { 32, 128, 17 } };
+  const guint shapes[][3] = { { 1, 64, 96 }, { 1, 37, 1027 }, { 7, 33, 65 }, { 32, 128, 17 } };
   g_autoptr (GRand) rng = g_rand_new_with_seed (7);
 
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
