@@ -3,6 +3,7 @@
 
 #include "gb-gemm.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -460,6 +461,39 @@ gb_gemm_strided (float       *c,
     }
 }
 
+AVX512 void
+gb_softmax_avx512 (float *row,
+                   guint  n)
+{
+  const guint full = n / 16 * 16;
+  const __mmask16 tail = (__mmask16) ((1u << (n - full)) - 1);
+  __m512 vmax = _mm512_set1_ps (-INFINITY);
+  guint i = 0;
+  for (; i < full; i += 16)
+    vmax = _mm512_max_ps (vmax, _mm512_loadu_ps (row + i));
+  if (tail)
+    vmax = _mm512_mask_max_ps (vmax, tail, vmax, _mm512_maskz_loadu_ps (tail, row + i));
+  const __m512 max = _mm512_set1_ps (_mm512_reduce_max_ps (vmax));
+  __m512 vsum = _mm512_setzero_ps ();
+  for (i = 0; i < full; i += 16)
+    {
+      const __m512 e = exp16 (_mm512_sub_ps (_mm512_loadu_ps (row + i), max));
+      _mm512_storeu_ps (row + i, e);
+      vsum = _mm512_add_ps (vsum, e);
+    }
+  if (tail)
+    {
+      const __m512 e = exp16 (_mm512_sub_ps (_mm512_maskz_loadu_ps (tail, row + i), max));
+      _mm512_mask_storeu_ps (row + i, tail, e);
+      vsum = _mm512_mask_add_ps (vsum, tail, vsum, e);
+    }
+  const __m512 inv = _mm512_set1_ps (1.f / _mm512_reduce_add_ps (vsum));
+  for (i = 0; i < full; i += 16)
+    _mm512_storeu_ps (row + i, _mm512_mul_ps (_mm512_loadu_ps (row + i), inv));
+  if (tail)
+    _mm512_mask_storeu_ps (row + i, tail, _mm512_mul_ps (_mm512_maskz_loadu_ps (tail, row + i), inv));
+}
+
 typedef struct
 {
   float       *out;
@@ -596,6 +630,13 @@ gb_row_dots_strided (float       *out,
                      guint        rows,
                      guint        cols,
                      float        alpha)
+{
+  g_assert_not_reached ();
+}
+
+void
+gb_softmax_avx512 (float *row,
+                   guint  n)
 {
   g_assert_not_reached ();
 }

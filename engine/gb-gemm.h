@@ -102,4 +102,9 @@ void gb_row_dots_strided (float       *out,
                           guint        cols,
                           float        alpha);
 
+/* gb_softmax() in 16 lanes (the sum in another order, so the last bit may
+ * differ). Only where gb_packed_supported(). */
+void gb_softmax_avx512 (float *row,
+                        guint  n);
+
 G_END_DECLS

@@ -150,6 +150,11 @@ gb_softmax (float *row,
 {
   float max = -INFINITY, sum = 0.f;
 
+  if (gb_packed_supported ())
+    {
+      gb_softmax_avx512 (row, n);
+      return;
+    }
   /* A plain comparison (not fmaxf, a libm call here) so the loop vectorises. */
   for (guint i = 0; i < n; i++)
     max = row[i] > max ? row[i] : max;
