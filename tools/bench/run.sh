@@ -45,13 +45,15 @@ echo "run.sh: results in $OUT" >&2
 # Other work on the machine spoils every number here (on 2 cores, one busy
 # process halves the BLAS rate). A sampler notes, every few seconds, any
 # other process using 20% of a CPU or more; the table says so at the end.
+# (Not the benchmark's own processes, nor one that has exited: top shows
+# the torch benchmark, while it is reaped, as "[python3] <defunct>".)
 : > "$OUT/others.log"
 (
   while :; do
     top -b -c -n 2 -d 1 -w 400 2>/dev/null |
       awk '/^top -/ { f++ } f == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 >= 20 {
              cmd = ""; for (i = 12; i <= NF; i++) cmd = cmd " " $i; print $9 cmd }' |
-      grep -v -E 'bench-engine|bench_torch|glassbox-cli|^[0-9.]+ top ' |
+      grep -v -E 'bench-engine|bench_torch|glassbox-cli|<defunct>|^[0-9.]+ top ' |
       sed "s/^/$(date +%H:%M:%S) /" >> "$OUT/others.log"
     sleep 2
   done
