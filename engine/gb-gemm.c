@@ -494,6 +494,74 @@ gb_softmax_avx512 (float *row,
     _mm512_mask_storeu_ps (row + i, tail, _mm512_mul_ps (_mm512_maskz_loadu_ps (tail, row + i), inv));
 }
 
+static AVX512 void
+axpy16 (guint        n,
+        float        a,
+        const float *x,
+        float       *y)
+{
+  const __m512 va = _mm512_set1_ps (a);
+  guint i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps (y + i, _mm512_fmadd_ps (va, _mm512_loadu_ps (x + i), _mm512_loadu_ps (y + i)));
+  if (i < n)
+    {
+      const __mmask16 m = (__mmask16) ((1u << (n - i)) - 1);
+      _mm512_mask_storeu_ps (y + i, m, _mm512_fmadd_ps (va, _mm512_maskz_loadu_ps (m, x + i), _mm512_maskz_loadu_ps (m, y + i)));
+    }
+}
+
+/* y += a x and returns x . w, reading x once. */
+static AVX512 float
+axpy_dot16 (guint        n,
+            float        a,
+            const float *x,
+            float       *y,
+            const float *w)
+{
+  const __m512 va = _mm512_set1_ps (a);
+  __m512 s0 = _mm512_setzero_ps (), s1 = s0;
+  guint i = 0;
+  for (; i + 32 <= n; i += 32)
+    {
+      const __m512 x0 = _mm512_loadu_ps (x + i), x1 = _mm512_loadu_ps (x + i + 16);
+      _mm512_storeu_ps (y + i, _mm512_fmadd_ps (va, x0, _mm512_loadu_ps (y + i)));
+      _mm512_storeu_ps (y + i + 16, _mm512_fmadd_ps (va, x1, _mm512_loadu_ps (y + i + 16)));
+      s0 = _mm512_fmadd_ps (x0, _mm512_loadu_ps (w + i), s0);
+      s1 = _mm512_fmadd_ps (x1, _mm512_loadu_ps (w + i + 16), s1);
+    }
+  for (; i < n; i += 16)
+    {
+      const __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16) ((1u << (n - i)) - 1);
+      const __m512 x0 = _mm512_maskz_loadu_ps (m, x + i);
+      _mm512_mask_storeu_ps (y + i, m, _mm512_fmadd_ps (va, x0, _mm512_maskz_loadu_ps (m, y + i)));
+      s0 = _mm512_fmadd_ps (x0, _mm512_maskz_loadu_ps (m, w + i), s0);
+    }
+  return _mm512_reduce_add_ps (_mm512_add_ps (s0, s1));
+}
+
+static AVX512 float
+dot16 (guint        n,
+       const float *x,
+       const float *y)
+{
+  __m512 s0 = _mm512_setzero_ps (), s1 = s0;
+  guint i = 0;
+  for (; i + 32 <= n; i += 32)
+    {
+      s0 = _mm512_fmadd_ps (_mm512_loadu_ps (x + i), _mm512_loadu_ps (y + i), s0);
+      s1 = _mm512_fmadd_ps (_mm512_loadu_ps (x + i + 16), _mm512_loadu_ps (y + i + 16), s1);
+    }
+  for (; i + 16 <= n; i += 16)
+    s0 = _mm512_fmadd_ps (_mm512_loadu_ps (x + i), _mm512_loadu_ps (y + i), s0);
+  if (i < n)
+    {
+      const __mmask16 m = (__mmask16) ((1u << (n - i)) - 1);
+      s1 = _mm512_fmadd_ps (_mm512_maskz_loadu_ps (m, x + i), _mm512_maskz_loadu_ps (m, y + i), s1);
+    }
+  return _mm512_reduce_add_ps (_mm512_add_ps (s0, s1));
+}
+
 typedef struct
 {
   float       *out;
@@ -642,3 +710,55 @@ gb_softmax_avx512 (float *row,
 }
 
 #endif
+
+void
+gb_axpy (guint        n,
+         float        a,
+         const float *x,
+         float       *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (gb_packed_supported ())
+    {
+      axpy16 (n, a, x, y);
+      return;
+    }
+#endif
+  for (guint i = 0; i < n; i++)
+    y[i] += a * x[i];
+}
+
+float
+gb_dot (guint        n,
+        const float *x,
+        const float *y)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (gb_packed_supported ())
+    return dot16 (n, x, y);
+#endif
+  float s = 0.f;
+  for (guint i = 0; i < n; i++)
+    s += x[i] * y[i];
+  return s;
+}
+
+float
+gb_axpy_dot (guint        n,
+             float        a,
+             const float *x,
+             float       *y,
+             const float *w)
+{
+#ifdef HAVE_AVX512_KERNELS
+  if (gb_packed_supported ())
+    return axpy_dot16 (n, a, x, y, w);
+#endif
+  float s = 0.f;
+  for (guint i = 0; i < n; i++)
+    {
+      y[i] += a * x[i];
+      s += x[i] * w[i];
+    }
+  return s;
+}

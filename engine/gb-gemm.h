@@ -107,4 +107,20 @@ void gb_row_dots_strided (float       *out,
 void gb_softmax_avx512 (float *row,
                         guint  n);
 
+/* y += a x, and x . y, over n floats: the sparse SAE kernels' inner loops
+ * (16 lanes where AVX-512 is, plain loops elsewhere). */
+void  gb_axpy (guint        n,
+               float        a,
+               const float *x,
+               float       *y);
+float gb_dot (guint        n,
+              const float *x,
+              const float *y);
+/* y += a x; returns x . w (one pass over x). */
+float gb_axpy_dot (guint        n,
+                   float        a,
+                   const float *x,
+                   float       *y,
+                   const float *w);
+
 G_END_DECLS

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gb-error.h"
+#include "gb-gemm.h"
 #include "gb-json.h"
 #include "gb-kernels.h"
 #include "gb-parallel.h"
@@ -899,7 +900,7 @@ gb_sae_train_options_init (GbSaeTrainOptions *o)
   o->seed = 1;
   o->dead_window = 200000;
   o->resample_every = 500;
-  o->sparse_below = 0.08;
+  o->sparse_below = 0.12;
 }
 
 struct _GbSaeTrainer
@@ -922,6 +923,11 @@ struct _GbSaeTrainer
   float            *xin, *pre, *xhat, *dx;  /* [B, d_in], [B, d_sae], [B, d_in], [B, d_in] */
   guint            *act_idx;                /* [B, d_sae] active latents per row */
   guint            *act_n;                  /* [B] */
+  /* The active pairs by latent (the sparse path): latent j's rows are
+   * col_row[col_ptr[j] .. col_ptr[j + 1]), ascending, with z in col_val. */
+  guint            *col_ptr;                /* [d_sae + 1] */
+  guint            *col_row;                /* [B * d_sae] */
+  float            *col_val;                /* [B * d_sae] */
 };
 
 static float *
@@ -991,6 +997,9 @@ gb_sae_trainer_free (GbSaeTrainer *self)
   g_free (self->dx);
   g_free (self->act_idx);
   g_free (self->act_n);
+  g_free (self->col_ptr);
+  g_free (self->col_row);
+  g_free (self->col_val);
   g_free (self);
 }
 
@@ -1053,6 +1062,103 @@ reserve (GbSaeTrainer *self,
   self->dx = g_renew (float, self->dx, B * di);
   self->act_idx = g_renew (guint, self->act_idx, B * ds);
   self->act_n = g_renew (guint, self->act_n, B);
+  self->col_ptr = g_renew (guint, self->col_ptr, ds + 1);
+  self->col_row = g_renew (guint, self->col_row, B * ds);
+  self->col_val = g_renew (float, self->col_val, B * ds);
+}
+
+/* The active pairs regrouped by latent (a counting sort), rows ascending. */
+static void
+build_columns (GbSaeTrainer *self,
+               guint         B)
+{
+  const guint ds = self->sae->d_sae;
+  guint *ptr = self->col_ptr;
+
+  memset (ptr, 0, (ds + 1) * sizeof (guint));
+  for (guint b = 0; b < B; b++)
+    for (guint a = 0; a < self->act_n[b]; a++)
+      ptr[self->act_idx[(gsize) b * ds + a] + 1]++;
+  for (guint j = 0; j < ds; j++)
+    ptr[j + 1] += ptr[j];
+  g_autofree guint *fill = g_memdup2 (ptr, ds * sizeof (guint));
+  for (guint b = 0; b < B; b++)
+    for (guint a = 0; a < self->act_n[b]; a++)
+      {
+        const guint j = self->act_idx[(gsize) b * ds + a], at = fill[j]++;
+        self->col_row[at] = b;
+        self->col_val[at] = self->pre[(gsize) b * ds + j];
+      }
+}
+
+typedef struct
+{
+  GbSaeTrainer *self;
+  const float  *W_dec, *W_encT, *xin, *dxhat;
+  float        *xhat, *gW_dec, *gW_encT, *gb_enc;
+  float         l1_grad;
+} SparsePass;
+
+/* xhat[b] += z_bj W_dec[j] for the rows of this part, latents in order:
+ * each part's rows of xhat stay in its core's cache, and W_dec streams. */
+static void
+sparse_decode_rows (gsize    begin,
+                    gsize    end,
+                    gpointer data)
+{
+  const SparsePass *sp = data;
+  GbSaeTrainer *self = sp->self;
+  const guint di = self->sae->d_in, ds = self->sae->d_sae;
+
+  for (guint j = 0; j < ds; j++)
+    for (guint e = self->col_ptr[j]; e < self->col_ptr[j + 1]; e++)
+      {
+        const guint b = self->col_row[e];
+        if (b >= begin && b < end)
+          gb_axpy (di, self->col_val[e], sp->W_dec + (gsize) j * di, sp->xhat + (gsize) b * di);
+      }
+}
+
+/* For the latents of this part (their rows of the gradients are theirs
+ * alone), in two passes so each reads one [B, d_in] matrix, which then
+ * stays in the core's L2 cache (both together would not fit):
+ *   1. gW_dec[j] = sum_b z_bj dxhat_b, dpre_bj = dxhat_b . W_dec[j] + l1/B
+ *      (kept in col_val, over z), gb_enc[j] = sum_b dpre_bj;
+ *   2. gW_encT[j] = sum_b dpre_bj xin_b.
+ * Each latent's rows of W_dec and of the gradients stay in L1 meanwhile. */
+static void
+sparse_backward_latents (gsize    begin,
+                         gsize    end,
+                         gpointer data)
+{
+  const SparsePass *sp = data;
+  GbSaeTrainer *self = sp->self;
+  const guint di = self->sae->d_in;
+
+  for (gsize j = begin; j < end; j++)
+    {
+      float *gd = sp->gW_dec + j * di;
+      const float *wd = sp->W_dec + j * di;
+      memset (gd, 0, di * sizeof (float));
+      float genc = 0.f;
+      for (guint e = self->col_ptr[j]; e < self->col_ptr[j + 1]; e++)
+        {
+          const float *dxb = sp->dxhat + (gsize) self->col_row[e] * di;
+          const float dp = gb_axpy_dot (di, self->col_val[e], dxb, gd, wd) + sp->l1_grad;
+          self->col_val[e] = dp;
+          genc += dp;
+        }
+      sp->gb_enc[j] = genc;
+    }
+  for (gsize j = begin; j < end; j++)
+    {
+      float *ge = sp->gW_encT + j * di;
+      memset (ge, 0, di * sizeof (float));
+      for (guint e = self->col_ptr[j]; e < self->col_ptr[j + 1]; e++)
+        {
+          gb_axpy (di, self->col_val[e], sp->xin + (gsize) self->col_row[e] * di, ge);
+        }
+    }
 }
 
 /* pre -> z in place, recording each row's active latents. Returns the
@@ -1165,17 +1271,14 @@ forward_backward (GbSaeTrainer   *self,
   const gboolean sparse = (double) nnz / ((double) B * ds) < self->opt.sparse_below;
 
   /* xhat [B, di] = z @ W_dec + b_dec */
+  SparsePass sp = { self, W_dec, W_encT, xin, dxhat, xhat, gW_dec, gW_encT, gb_enc, 0.f };
   if (sparse)
-    for (guint b = 0; b < B; b++)
-      {
-        float *out = xhat + (gsize) b * di;
-        memcpy (out, b_dec, di * sizeof (float));
-        for (guint a = 0; a < self->act_n[b]; a++)
-          {
-            const guint j = self->act_idx[(gsize) b * ds + a];
-            cblas_saxpy (di, z[(gsize) b * ds + j], W_dec + (gsize) j * di, 1, out, 1);
-          }
-      }
+    {
+      build_columns (self, B);
+      for (gsize t = 0; t < B; t++)
+        memcpy (xhat + t * di, b_dec, di * sizeof (float));
+      gb_parallel_range (B, 64, sparse_decode_rows, &sp);
+    }
   else
     {
       for (gsize t = 0; t < B; t++)
@@ -1222,19 +1325,8 @@ forward_backward (GbSaeTrainer   *self,
   const float l1_grad = (float) (l1_coef / B);
   if (sparse)
     {
-      memset (gW_dec, 0, (gsize) ds * di * sizeof (float));
-      memset (gW_encT, 0, (gsize) ds * di * sizeof (float));
-      for (guint b = 0; b < B; b++)
-        for (guint a = 0; a < self->act_n[b]; a++)
-          {
-            const guint j = self->act_idx[(gsize) b * ds + a];
-            const float zj = z[(gsize) b * ds + j];
-            const float *dxb = dxhat + (gsize) b * di;
-            cblas_saxpy (di, zj, dxb, 1, gW_dec + (gsize) j * di, 1);
-            const float dp = cblas_sdot (di, dxb, 1, W_dec + (gsize) j * di, 1) + l1_grad;
-            gb_enc[j] += dp;
-            cblas_saxpy (di, dp, xin + (gsize) b * di, 1, gW_encT + (gsize) j * di, 1);
-          }
+      sp.l1_grad = l1_grad;
+      gb_parallel_range (ds, 64, sparse_backward_latents, &sp);
     }
   else
     {
