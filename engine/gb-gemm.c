@@ -69,6 +69,7 @@ typedef struct
   GbPackedMatrix *p;
   const float    *w;
   guint           n_parts;
+  gboolean        transposed; /* w is [N, K] */
 } Packing;
 
 /* One part: a run of panels, row by row, so the source (a memory-mapped
@@ -82,6 +83,27 @@ pack_part (guint    part,
   const guint q0 = (guint) ((guint64) p->n_panels * part / pk->n_parts);
   const guint q1 = (guint) ((guint64) p->n_panels * (part + 1) / pk->n_parts);
 
+  if (pk->transposed)
+    {
+      /* Panel by panel: its 48 source rows, each read in order, scattered
+       * 48 floats apart into the panel (which stays in L2). */
+      for (guint q = q0; q < q1; q++)
+        {
+          float *panel = p->data + (gsize) q * p->K * NR;
+          const guint n0 = q * NR, width = MIN (NR, p->N - n0);
+          for (guint c = 0; c < NR; c++)
+            {
+              const float *src = pk->w + (gsize) (n0 + c) * p->K;
+              if (c < width)
+                for (guint k = 0; k < p->K; k++)
+                  panel[(gsize) k * NR + c] = src[k];
+              else
+                for (guint k = 0; k < p->K; k++)
+                  panel[(gsize) k * NR + c] = 0.f;
+            }
+        }
+      return;
+    }
   for (guint k = 0; k < p->K; k++)
     {
       const float *row = pk->w + (gsize) k * p->N;
@@ -118,9 +140,17 @@ gb_packed_new (const float *w,
   if (bytes >= huge)
     madvise (p->data, bytes / huge * huge, MADV_HUGEPAGE);
 #endif
-  Packing pk = { p, w, MIN (p->n_panels, 8) };
+  Packing pk = { p, w, MIN (p->n_panels, 8), FALSE };
   gb_parallel_for (pk.n_parts, pack_part, &pk);
   return p;
+}
+
+void
+gb_packed_fill_transposed (GbPackedMatrix *p,
+                           const float    *wt)
+{
+  Packing pk = { p, wt, MIN (p->n_panels, 8), TRUE };
+  gb_parallel_for (pk.n_parts, pack_part, &pk);
 }
 
 void

@@ -42,6 +42,10 @@ GbPackedMatrix *gb_packed_new (const float *w,
                                guint        K,
                                guint        N);
 void            gb_packed_free (GbPackedMatrix *p);
+/* Refills @p (made for a [K, N] matrix) from wt[N, K], the transpose: a
+ * matrix that changes every step (the SAE trainer's encoder), packed anew. */
+void            gb_packed_fill_transposed (GbPackedMatrix *p,
+                                           const float    *wt);
 guint           gb_packed_get_k (const GbPackedMatrix *p);
 guint           gb_packed_get_n (const GbPackedMatrix *p);
 

@@ -928,6 +928,9 @@ struct _GbSaeTrainer
   guint            *col_ptr;                /* [d_sae + 1] */
   guint            *col_row;                /* [B * d_sae] */
   float            *col_val;                /* [B * d_sae] */
+  /* W_enc packed for gb_packed_matmul, refilled every step; NULL where the
+   * CPU has no AVX-512 (then OpenBLAS). */
+  GbPackedMatrix   *enc_packed;
 };
 
 static float *
@@ -1000,6 +1003,7 @@ gb_sae_trainer_free (GbSaeTrainer *self)
   g_free (self->col_ptr);
   g_free (self->col_row);
   g_free (self->col_val);
+  gb_packed_free (self->enc_packed);
   g_free (self);
 }
 
@@ -1117,6 +1121,25 @@ sparse_decode_rows (gsize    begin,
         if (b >= begin && b < end)
           gb_axpy (di, self->col_val[e], sp->W_dec + (gsize) j * di, sp->xhat + (gsize) b * di);
       }
+}
+
+typedef struct
+{
+  const float *w;   /* [rows, cols] */
+  const float *c;   /* [rows] */
+  float       *out; /* [cols] */
+  guint        rows, cols;
+} RowsTimes;
+
+/* out[i] -= sum_j c[j] w[j, i] for the columns i of this part. */
+static void
+rows_times_columns (gsize    begin,
+                    gsize    end,
+                    gpointer data)
+{
+  const RowsTimes *rt = data;
+  for (guint j = 0; j < rt->rows; j++)
+    gb_axpy ((guint) (end - begin), -rt->c[j], rt->w + (gsize) j * rt->cols + begin, rt->out + begin);
 }
 
 /* For the latents of this part (their rows of the gradients are theirs
@@ -1265,8 +1288,16 @@ forward_backward (GbSaeTrainer   *self,
   for (gsize t = 0; t < B; t++)
     for (guint i = 0; i < di; i++)
       xin[t * di + i] = x[t * di + i] - (apply ? b_dec[i] : 0);
-  /* pre [B, ds] = xin @ W_encT^T + b_enc */
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, B, ds, di, 1.0f, xin, di, W_encT, di, 0.0f, z, ds);
+  /* pre [B, ds] = xin @ W_encT^T + b_enc (the bias in activate_train) */
+  if (self->enc_packed == NULL)
+    self->enc_packed = gb_packed_new (W_encT, di, ds); /* the shape; filled below */
+  if (self->enc_packed != NULL)
+    {
+      gb_packed_fill_transposed (self->enc_packed, W_encT);
+      gb_packed_matmul (z, xin, self->enc_packed, NULL, B, GB_EPILOGUE_NONE);
+    }
+  else
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, B, ds, di, 1.0f, xin, di, W_encT, di, 0.0f, z, ds);
   const guint64 nnz = activate_train (self, b_enc, B);
   const gboolean sparse = (double) nnz / ((double) B * ds) < self->opt.sparse_below;
 
@@ -1317,7 +1348,7 @@ forward_backward (GbSaeTrainer   *self,
   /* gb_dec = sum_b dxhat_b (decoder side) */
   memset (gb_dec, 0, di * sizeof (float));
   for (gsize t = 0; t < B; t++)
-    cblas_saxpy (di, 1.0f, dxhat + t * di, 1, gb_dec, 1);
+    gb_axpy (di, 1.0f, dxhat + t * di, gb_dec);
   memset (gb_enc, 0, ds * sizeof (float));
 
   /* dpre_bj = (dxhat_b . W_dec[j] + l1/B) on active latents, 0 elsewhere;
@@ -1344,7 +1375,13 @@ forward_backward (GbSaeTrainer   *self,
     }
   /* xin = x - b_dec: gb_dec -= sum_b dpre_b @ W_encT = gb_enc @ W_encT */
   if (apply)
-    cblas_sgemv (CblasRowMajor, CblasTrans, ds, di, -1.0f, W_encT, di, gb_enc, 1, 1.0f, gb_dec, 1);
+    {
+      /* Column ranges split across the threads; within each, the latents
+       * in order, as one thread would (OpenBLAS's threads, called here,
+       * would spin beside the pool's for the rest of the step). */
+      RowsTimes rt = { W_encT, gb_enc, gb_dec, ds, di };
+      gb_parallel_range (di, 64, rows_times_columns, &rt);
+    }
 
   /* Firing statistics */
   for (guint j = 0; j < ds; j++)
