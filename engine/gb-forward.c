@@ -566,12 +566,13 @@ static gboolean
 check_memory (GbModel        *self,
               guint           T,
               guint           pos0,
+              guint           n_attn,
               const GbRecord *rec,
               GError        **error)
 {
   const GbConfig *c = self->config;
   const double N = (double) pos0 + T, L = c->n_layer, D = c->n_embd;
-  const double A = attention_parts (c);
+  const double A = n_attn;
   double floats = 2 * L * N * D + 7.0 * T * D + (double) T * c->n_inner + A * ((double) T * N + N * (D / c->n_head));
 
   for (guint l = 0; rec != NULL && l < c->n_layer; l++)
@@ -664,14 +665,14 @@ gb_forward_core (GbModel              *self,
   const GbConfig *c = self->config;
   const guint D = c->n_embd;
 
+  const guint n_attn = attention_parts (c);
   if (!check_tokens (self, tokens, T, pos0, error) || !check_interventions (self, iv, n_iv, error) ||
-      !check_memory (self, T, pos0, rec, error))
+      !check_memory (self, T, pos0, n_attn, rec, error))
     return FALSE;
   gb_kv_cache_reserve (cache, pos0 + T, D);
 
   /* One allocation for all scratch arrays. */
   const gsize TD = (gsize) T * D, TF = (gsize) T * c->n_inner, TN = (gsize) T * (pos0 + T);
-  const guint n_attn = attention_parts (c);
   const gsize KT = (gsize) (D / c->n_head) * (pos0 + T);
   g_autofree float *block = g_new (float, 7 * TD + TF + n_attn * (TN + KT));
   Scratch s = { .x = block, .n_attn = n_attn };

@@ -123,6 +123,18 @@ gb_packed_new (const float *w,
                guint        K,
                guint        N)
 {
+  GbPackedMatrix *p = gb_packed_alloc (K, N);
+  if (p == NULL)
+    return NULL;
+  Packing pk = { p, w, MIN (p->n_panels, 8), FALSE };
+  gb_parallel_for (pk.n_parts, pack_part, &pk);
+  return p;
+}
+
+GbPackedMatrix *
+gb_packed_alloc (guint K,
+                 guint N)
+{
   if (!gb_packed_supported () || K == 0 || N == 0)
     return NULL;
 
@@ -135,13 +147,16 @@ gb_packed_new (const float *w,
    * "madvise" mode, Debian's default): a few hundred page faults instead of
    * a hundred thousand while packing, and fewer TLB misses while reading. */
   if (posix_memalign ((void **) &p->data, bytes >= huge ? huge : 64, bytes) != 0)
-    g_error ("gb_packed_new: out of memory (%" G_GSIZE_FORMAT " bytes)", bytes);
+    {
+      /* The caller keeps the unpacked matrix and OpenBLAS. */
+      g_warning ("could not allocate %" G_GSIZE_FORMAT " bytes to pack a %u x %u matrix", bytes, K, N);
+      g_free (p);
+      return NULL;
+    }
 #ifdef MADV_HUGEPAGE
   if (bytes >= huge)
     madvise (p->data, bytes / huge * huge, MADV_HUGEPAGE);
 #endif
-  Packing pk = { p, w, MIN (p->n_panels, 8), FALSE };
-  gb_parallel_for (pk.n_parts, pack_part, &pk);
   return p;
 }
 
@@ -182,8 +197,10 @@ gb_packed_get_n (const GbPackedMatrix *p)
 static inline AVX512 __m512
 exp16 (__m512 x)
 {
-  x = _mm512_max_ps (x, _mm512_set1_ps (-87.3f));
-  x = _mm512_min_ps (x, _mm512_set1_ps (88.37f));
+  /* The constant first: MAXPS/MINPS return the second operand when one is
+   * NaN, so a NaN stays NaN (as in gb_expf_inline's comparisons). */
+  x = _mm512_max_ps (_mm512_set1_ps (-87.3f), x);
+  x = _mm512_min_ps (_mm512_set1_ps (88.37f), x);
   const __m512 magic = _mm512_set1_ps (12582912.f);
   __m512 n = _mm512_sub_ps (_mm512_fmadd_ps (x, _mm512_set1_ps (1.44269504088896341f), magic), magic);
   __m512 r = _mm512_fnmadd_ps (n, _mm512_set1_ps (0.693359375f), x);
@@ -341,9 +358,9 @@ kernel (const Tile    *t,
     default: g_assert_not_reached ();           \
     }
 
-/* b's rows must be readable up to a multiple of 16 floats past the tile's
- * first column, unless t->width is one (then the kernel masks). Packed
- * panels are padded to 48. */
+/* The kernel loads 16 * nv floats of each row of b; where t->width is not
+ * a multiple of 16 the last load is masked, unless b is a packed panel
+ * (padded with zeros to 48 columns). */
 static AVX512 void
 run_tile (const Tile *t,
           guint       m)
@@ -463,6 +480,16 @@ gb_gemm_strided (float       *c,
                  GbCausal     causal,
                  guint        offset)
 {
+  if (alpha == 0.f)
+    {
+      /* A zeroed head: exact zeros, whatever a (which may hold inf) holds. */
+      for (guint r = 0; r < M; r++)
+        {
+          const guint limit = offset + (r / MR) * MR + MIN (MR, M - (r / MR) * MR);
+          memset (c + (gsize) r * ldc, 0, (causal == GB_CAUSAL_COLUMNS ? MIN (N, limit) : N) * sizeof (float));
+        }
+      return;
+    }
   for (guint r0 = 0; r0 < M; r0 += MR)
     {
       const guint m = MIN (MR, M - r0), limit = offset + r0 + m;

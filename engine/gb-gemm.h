@@ -17,10 +17,11 @@ G_BEGIN_DECLS
  * are stored, so the MLP's activation costs no pass of its own.
  *
  * The kernels need AVX-512F; gb_packed_new() returns NULL on a CPU without
- * it (or when $GLASSBOX_PACKED_GEMM is 0), and callers keep using OpenBLAS.
- * The sums run over K in the same order as a plain dot product, one float32
- * fused multiply-add per term, so results differ from OpenBLAS's only by
- * float32 rounding. */
+ * it (or when $GLASSBOX_PACKED_GEMM is 0, or memory runs out), and callers
+ * keep using OpenBLAS. Each output is a float32 sum of fused multiply-adds
+ * over K, in order within chunks of 768 and the chunks added in order (the
+ * row dots and softmax sum 16 lanes apart, then reduce), so results differ
+ * from OpenBLAS's only by float32 rounding. */
 
 #define GB_PACK_NR 48
 
@@ -41,6 +42,9 @@ guint64         gb_packed_bytes (guint K,
 GbPackedMatrix *gb_packed_new (const float *w,
                                guint        K,
                                guint        N);
+/* Room for a packed [K, N] matrix, not filled in (gb_packed_fill_transposed). */
+GbPackedMatrix *gb_packed_alloc (guint K,
+                                 guint N);
 void            gb_packed_free (GbPackedMatrix *p);
 /* Refills @p (made for a [K, N] matrix) from wt[N, K], the transpose: a
  * matrix that changes every step (the SAE trainer's encoder), packed anew. */

@@ -46,9 +46,10 @@ gb_thread_make_background (void)
  * for active to drop to zero before it refills the task. */
 
 #define MAX_WORKERS 31
-/* Iterations a worker polls for the next task before it sleeps: about
- * 20 microseconds, enough for the gap between two products of a forward
- * pass, short enough not to steal a core from other work for long. */
+/* Iterations a worker polls for the next task before it sleeps (and the
+ * poster for the last parts before it waits): 2000 pauses, 20 to 100
+ * microseconds depending on the CPU's pause, enough for the gap between two
+ * products of a forward pass, short enough not to steal a core for long. */
 #define SPIN_ITERATIONS 2000
 
 typedef struct
@@ -57,6 +58,8 @@ typedef struct
   GMutex      wake_lock;
   GCond       wake;
   gint        sleepers;   /* workers waiting on wake (atomic) */
+  GMutex      done_lock;
+  GCond       done;       /* the last part finished */
   gint        seq;        /* even: task published (atomic) */
   gint        active;     /* workers inside the task (atomic) */
   guint       n_workers;  /* started so far; under post_lock */
@@ -64,11 +67,16 @@ typedef struct
   GbPartFunc  func;
   gpointer    data;
   gint        n_parts;
+  guint       helpers;    /* workers that may join (threads - 1 now) */
   gint        next;       /* next part to claim (atomic) */
   gint        finished;   /* parts done (atomic) */
 } Pool;
 
 static Pool pool;
+
+/* Set while this thread runs a part: a gb_parallel_for inside a part runs
+ * its parts on this thread (the pool is busy with the outer task). */
+static _Thread_local gboolean in_part;
 
 static inline void
 cpu_relax (void)
@@ -82,16 +90,24 @@ static void
 run_parts (void)
 {
   gint part;
+  in_part = TRUE;
   while ((part = g_atomic_int_add (&pool.next, 1)) < pool.n_parts)
     {
       pool.func ((guint) part, pool.data);
-      g_atomic_int_inc (&pool.finished);
+      if (g_atomic_int_add (&pool.finished, 1) + 1 == pool.n_parts)
+        {
+          g_mutex_lock (&pool.done_lock);
+          g_cond_broadcast (&pool.done);
+          g_mutex_unlock (&pool.done_lock);
+        }
     }
+  in_part = FALSE;
 }
 
 static gpointer
-worker_main (gpointer unused)
+worker_main (gpointer data)
 {
+  const guint index = GPOINTER_TO_UINT (data);
   gint seen = 0;
 
   gb_thread_make_background ();
@@ -115,7 +131,10 @@ worker_main (gpointer unused)
       g_atomic_int_inc (&pool.active);
       if (g_atomic_int_get (&pool.seq) == seq)
         {
-          run_parts ();
+          /* Workers past the thread count of this task sit it out (the
+           * count can drop after they were started). */
+          if (index < pool.helpers)
+            run_parts ();
           seen = seq;
         }
       g_atomic_int_add (&pool.active, -1);
@@ -130,7 +149,7 @@ gb_parallel_for (guint      n_parts,
 {
   const int threads = CLAMP (gb_blas_get_threads (), 1, MAX_WORKERS + 1);
 
-  if (n_parts <= 1 || threads == 1 || !g_mutex_trylock (&pool.post_lock))
+  if (n_parts <= 1 || threads == 1 || in_part || !g_mutex_trylock (&pool.post_lock))
     {
       for (guint i = 0; i < n_parts; i++)
         func (i, data);
@@ -138,7 +157,7 @@ gb_parallel_for (guint      n_parts,
     }
   while (pool.n_workers < (guint) threads - 1)
     {
-      GThread *t = g_thread_try_new ("gb-worker", worker_main, NULL, NULL);
+      GThread *t = g_thread_try_new ("gb-worker", worker_main, GUINT_TO_POINTER (pool.n_workers), NULL);
       if (t == NULL)
         break;
       g_thread_unref (t);
@@ -146,11 +165,16 @@ gb_parallel_for (guint      n_parts,
     }
 
   g_atomic_int_inc (&pool.seq); /* odd: being filled in */
-  while (g_atomic_int_get (&pool.active) > 0)
-    cpu_relax ();
+  /* Workers still inside the last task have no part left to claim. */
+  for (guint i = 0; g_atomic_int_get (&pool.active) > 0; i++)
+    if (i < SPIN_ITERATIONS)
+      cpu_relax ();
+    else
+      g_thread_yield ();
   pool.func = func;
   pool.data = data;
   pool.n_parts = (gint) n_parts;
+  pool.helpers = (guint) threads - 1;
   g_atomic_int_set (&pool.next, 0);
   g_atomic_int_set (&pool.finished, 0);
   g_atomic_int_inc (&pool.seq); /* even: published */
@@ -162,12 +186,18 @@ gb_parallel_for (guint      n_parts,
     }
 
   run_parts ();
-  /* The parts still running are on workers, busy; wait for them. */
-  for (guint i = 0; g_atomic_int_get (&pool.finished) < (gint) n_parts; i++)
-    if (i < SPIN_ITERATIONS)
-      cpu_relax ();
-    else
-      g_thread_yield ();
+  /* The parts still running are on workers; poll a little, then sleep
+   * until the last one signals (a worker at nice +5 that was preempted
+   * should not have this thread spinning against it). */
+  for (guint i = 0; i < SPIN_ITERATIONS && g_atomic_int_get (&pool.finished) < (gint) n_parts; i++)
+    cpu_relax ();
+  if (g_atomic_int_get (&pool.finished) < (gint) n_parts)
+    {
+      g_mutex_lock (&pool.done_lock);
+      while (g_atomic_int_get (&pool.finished) < (gint) n_parts)
+        g_cond_wait (&pool.done, &pool.done_lock);
+      g_mutex_unlock (&pool.done_lock);
+    }
   g_mutex_unlock (&pool.post_lock);
 }
 

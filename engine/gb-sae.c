@@ -924,10 +924,12 @@ struct _GbSaeTrainer
   guint            *act_idx;                /* [B, d_sae] active latents per row */
   guint            *act_n;                  /* [B] */
   /* The active pairs by latent (the sparse path): latent j's rows are
-   * col_row[col_ptr[j] .. col_ptr[j + 1]), ascending, with z in col_val. */
+   * col_row[col_ptr[j] .. col_ptr[j + 1]), ascending, with z in col_val;
+   * grown to the pairs of a sparse step. */
   guint            *col_ptr;                /* [d_sae + 1] */
-  guint            *col_row;                /* [B * d_sae] */
-  float            *col_val;                /* [B * d_sae] */
+  guint            *col_row;                /* [col_cap] */
+  float            *col_val;                /* [col_cap] */
+  gsize             col_cap;
   /* W_enc packed for gb_packed_matmul, refilled every step; NULL where the
    * CPU has no AVX-512 (then OpenBLAS). */
   GbPackedMatrix   *enc_packed;
@@ -1067,17 +1069,23 @@ reserve (GbSaeTrainer *self,
   self->act_idx = g_renew (guint, self->act_idx, B * ds);
   self->act_n = g_renew (guint, self->act_n, B);
   self->col_ptr = g_renew (guint, self->col_ptr, ds + 1);
-  self->col_row = g_renew (guint, self->col_row, B * ds);
-  self->col_val = g_renew (float, self->col_val, B * ds);
 }
 
 /* The active pairs regrouped by latent (a counting sort), rows ascending. */
 static void
 build_columns (GbSaeTrainer *self,
-               guint         B)
+               guint         B,
+               guint64       nnz)
 {
   const guint ds = self->sae->d_sae;
   guint *ptr = self->col_ptr;
+
+  if (nnz > self->col_cap)
+    {
+      self->col_cap = nnz;
+      self->col_row = g_renew (guint, self->col_row, nnz);
+      self->col_val = g_renew (float, self->col_val, nnz);
+    }
 
   memset (ptr, 0, (ds + 1) * sizeof (guint));
   for (guint b = 0; b < B; b++)
@@ -1290,7 +1298,7 @@ forward_backward (GbSaeTrainer   *self,
       xin[t * di + i] = x[t * di + i] - (apply ? b_dec[i] : 0);
   /* pre [B, ds] = xin @ W_encT^T + b_enc (the bias in activate_train) */
   if (self->enc_packed == NULL)
-    self->enc_packed = gb_packed_new (W_encT, di, ds); /* the shape; filled below */
+    self->enc_packed = gb_packed_alloc (di, ds);
   if (self->enc_packed != NULL)
     {
       gb_packed_fill_transposed (self->enc_packed, W_encT);
@@ -1299,13 +1307,14 @@ forward_backward (GbSaeTrainer   *self,
   else
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, B, ds, di, 1.0f, xin, di, W_encT, di, 0.0f, z, ds);
   const guint64 nnz = activate_train (self, b_enc, B);
-  const gboolean sparse = (double) nnz / ((double) B * ds) < self->opt.sparse_below;
+  /* (The pairs are counted in guint: a batch with more is run dense.) */
+  const gboolean sparse = (double) nnz / ((double) B * ds) < self->opt.sparse_below && nnz < G_MAXUINT;
 
   /* xhat [B, di] = z @ W_dec + b_dec */
   SparsePass sp = { self, W_dec, W_encT, xin, dxhat, xhat, gW_dec, gW_encT, gb_enc, 0.f };
   if (sparse)
     {
-      build_columns (self, B);
+      build_columns (self, B, nnz);
       for (gsize t = 0; t < B; t++)
         memcpy (xhat + t * di, b_dec, di * sizeof (float));
       gb_parallel_range (B, 64, sparse_decode_rows, &sp);

@@ -143,7 +143,10 @@ test_strided_matmul (void)
     for (GbCausal causal = GB_CAUSAL_NONE; causal <= GB_CAUSAL_DEPTH; causal++)
       {
         const guint M = shapes[s][0], K = shapes[s][1], N = shapes[s][2], off = shapes[s][3];
-        const gsize lda = K + 3, ldb = N + 5, ldc = N + 7;
+        /* Wider strides than rows, and (odd shapes) exact ones, so the
+         * last row of b ends its allocation (ASan sees an over-read). */
+        const gboolean exact = s % 2 == 1;
+        const gsize lda = exact ? K : K + 3, ldb = exact ? N : N + 5, ldc = N + 7;
         g_autofree float *a = g_new (float, M * lda), *b = g_new (float, K * ldb), *c = g_new (float, M * ldc);
         fill_random (rng, a, M * lda);
         fill_random (rng, b, K * ldb);
@@ -175,6 +178,162 @@ test_strided_matmul (void)
               }
           }
       }
+}
+
+/* The small vector kernels at every tail length, against double loops; the
+ * softmax keeps a NaN (the whole row becomes NaN, as the scalar loop does). */
+static void
+test_vector_kernels (void)
+{
+  g_autoptr (GRand) rng = g_rand_new_with_seed (9);
+  for (guint n = 1; n <= 70; n++)
+    {
+      /* Each array at the very end of its own allocation, so an over-read
+       * trips AddressSanitizer in the sanitizer build. */
+      float *x = g_new (float, n), *y = g_new (float, n), *w = g_new (float, n), *row = g_new (float, n);
+      fill_random (rng, x, n);
+      fill_random (rng, y, n);
+      fill_random (rng, w, n);
+      double dot = 0, dot_w = 0;
+      for (guint i = 0; i < n; i++)
+        dot += (double) x[i] * y[i], dot_w += (double) x[i] * w[i];
+      g_assert_cmpfloat (fabs (gb_dot (n, x, y) - dot), <, 1e-5);
+      g_autofree float *y0 = g_memdup2 (y, n * sizeof (float));
+      gb_axpy (n, 0.5f, x, y);
+      for (guint i = 0; i < n; i++)
+        g_assert_cmpfloat (fabs (y[i] - (y0[i] + 0.5 * x[i])), <, 1e-6);
+      const float d = gb_axpy_dot (n, -2.f, x, y, w);
+      g_assert_cmpfloat (fabs (d - dot_w), <, 1e-5);
+      for (guint i = 0; i < n; i++)
+        g_assert_cmpfloat (fabs (y[i] - (y0[i] + 0.5 * x[i] - 2.0 * x[i])), <, 1e-5);
+
+      for (guint i = 0; i < n; i++)
+        row[i] = 8.f * x[i];
+      double max = -INFINITY, sum = 0;
+      for (guint i = 0; i < n; i++)
+        max = MAX (max, row[i]);
+      g_autofree double *ref = g_new (double, n);
+      for (guint i = 0; i < n; i++)
+        sum += ref[i] = exp (row[i] - max);
+      gb_softmax (row, n);
+      for (guint i = 0; i < n; i++)
+        g_assert_cmpfloat (fabs (row[i] - ref[i] / sum), <, 1e-6);
+      row[n / 2] = NAN;
+      gb_softmax (row, n);
+      for (guint i = 0; i < n; i++)
+        g_assert_true (isnan (row[i]));
+
+      if (gb_packed_supported ())
+        {
+          /* Unembedding row dots: n rows of 37 (and the strided form). */
+          const guint cols = 37;
+          float *m = g_new (float, (gsize) n * cols), *xv = g_new (float, cols), *out = g_new (float, n);
+          fill_random (rng, m, (gsize) n * cols);
+          fill_random (rng, xv, cols);
+          gb_row_dots (out, m, xv, n, cols);
+          for (guint r = 0; r < n; r++)
+            {
+              double e = 0;
+              for (guint k = 0; k < cols; k++)
+                e += (double) m[(gsize) r * cols + k] * xv[k];
+              g_assert_cmpfloat (fabs (out[r] - e), <, 1e-5);
+            }
+          gb_row_dots_strided (out, m, cols, xv, n, cols, 0.25f);
+          for (guint r = 0; r < n; r++)
+            {
+              double e = 0;
+              for (guint k = 0; k < cols; k++)
+                e += (double) m[(gsize) r * cols + k] * xv[k];
+              g_assert_cmpfloat (fabs (out[r] - 0.25 * e), <, 1e-5);
+            }
+          g_free (m);
+          g_free (xv);
+          g_free (out);
+        }
+      g_free (x);
+      g_free (y);
+      g_free (w);
+      g_free (row);
+    }
+}
+
+/* A matrix packed from its transpose equals one packed directly. */
+static void
+test_packed_transposed (void)
+{
+  if (!gb_packed_supported ())
+    {
+      g_test_skip ("no AVX-512 on this CPU (or GLASSBOX_PACKED_GEMM=0)");
+      return;
+    }
+  const guint K = 70, N = 101, T = 13;
+  g_autoptr (GRand) rng = g_rand_new_with_seed (4);
+  g_autofree float *w = g_new (float, K * N), *wt = g_new (float, N * K), *in = g_new (float, T * K);
+  g_autofree float *a = g_new (float, T * N), *b = g_new (float, T * N);
+  fill_random (rng, w, K * N);
+  fill_random (rng, in, T * K);
+  for (guint k = 0; k < K; k++)
+    for (guint n = 0; n < N; n++)
+      wt[n * K + k] = w[k * N + n];
+  GbPackedMatrix *p = gb_packed_new (w, K, N), *q = gb_packed_alloc (K, N);
+  gb_packed_fill_transposed (q, wt);
+  gb_packed_matmul (a, in, p, NULL, T, GB_EPILOGUE_NONE);
+  gb_packed_matmul (b, in, q, NULL, T, GB_EPILOGUE_NONE);
+  g_assert_cmpmem (a, T * N * sizeof (float), b, T * N * sizeof (float));
+  gb_packed_free (p);
+  gb_packed_free (q);
+}
+
+typedef struct
+{
+  gint *hits;
+  guint n;
+} NestJob;
+
+static void
+count_part (guint    part,
+            gpointer data)
+{
+  g_atomic_int_inc (&((gint *) data)[part]);
+}
+
+static void
+nest_part (guint    part,
+           gpointer data)
+{
+  NestJob *j = data;
+  g_atomic_int_inc (&j->hits[part]);
+  /* A call from inside a part runs on this thread, every part once. */
+  gint inner[5] = { 0 };
+  gb_parallel_for (5, count_part, inner);
+  for (guint i = 0; i < 5; i++)
+    g_assert_cmpint (inner[i], ==, 1);
+}
+
+/* The worker pool: every part runs exactly once, also after the thread
+ * count was raised and lowered again, and with calls nested in parts. */
+static void
+test_pool (void)
+{
+  const int threads = gb_blas_get_threads ();
+  const int counts[] = { 2, 4, 1, 3, 2 };
+  for (guint c = 0; c < G_N_ELEMENTS (counts); c++)
+    {
+      gb_blas_set_threads (counts[c]);
+      for (guint n = 1; n < 40; n += 7)
+        {
+          g_autofree gint *hits = g_new0 (gint, n);
+          gb_parallel_for (n, count_part, hits);
+          for (guint i = 0; i < n; i++)
+            g_assert_cmpint (hits[i], ==, 1);
+          NestJob j = { g_new0 (gint, n), n };
+          gb_parallel_for (n, nest_part, &j);
+          for (guint i = 0; i < n; i++)
+            g_assert_cmpint (j.hits[i], ==, 1);
+          g_free (j.hits);
+        }
+    }
+  gb_blas_set_threads (threads);
 }
 
 typedef struct
@@ -520,6 +679,9 @@ main (int    argc,
   g_test_add_func ("/engine/kernels/packed-matmul", test_packed_matmul);
   g_test_add_func ("/engine/kernels/packed-concurrent", test_packed_concurrent);
   g_test_add_func ("/engine/kernels/strided-causal", test_strided_matmul);
+  g_test_add_func ("/engine/kernels/vector", test_vector_kernels);
+  g_test_add_func ("/engine/kernels/packed-transposed", test_packed_transposed);
+  g_test_add_func ("/engine/kernels/pool", test_pool);
   g_test_add_func ("/engine/kernels/expf", test_expf);
   g_test_add_func ("/engine/kernels/gelu-new", test_gelu);
   g_test_add_func ("/engine/kernels/softmax-layernorm", test_softmax_layernorm);

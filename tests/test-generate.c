@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gb-kernels.h"
 #include "gb-test-util.h"
 
 static GbModel *model;
@@ -226,6 +227,41 @@ test_threads_share_model (void)
     }
 }
 
+/* Feeding a sequence in chunks of several tokens (prefills at pos0 > 0, the
+ * causal limits then start mid-cache, across blocks of 8 queries) gives the
+ * logits of one pass, on one thread and on two. */
+static void
+test_chunked_prefill (void)
+{
+  const GbConfig *c = gb_model_get_config (model);
+  const guint n = 40, chunks[] = { 11, 17, 12 };
+  g_autofree gint32 *tokens = g_new (gint32, n);
+  for (guint i = 0; i < n; i++)
+    tokens[i] = (gint32) ((i * 37 + 5) % c->n_vocab);
+  const int threads = gb_blas_get_threads ();
+
+  for (int t = 1; t <= 2; t++)
+    {
+      gb_blas_set_threads (t);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GbSession) whole = gb_session_new (model);
+      const float *ref = gb_session_feed (whole, tokens, n, NULL, 0, NULL, &error);
+      g_assert_no_error (error);
+      g_autoptr (GbSession) parts = gb_session_new (model);
+      const float *got = NULL;
+      guint at = 0;
+      for (guint k = 0; k < G_N_ELEMENTS (chunks); k++)
+        {
+          got = gb_session_feed (parts, tokens + at, chunks[k], NULL, 0, NULL, &error);
+          g_assert_no_error (error);
+          at += chunks[k];
+        }
+      g_assert_cmpuint (at, ==, n);
+      g_assert_cmpfloat (max_rel_error (got, ref, c->n_vocab), <, 1e-5);
+    }
+  gb_blas_set_threads (threads);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -241,6 +277,7 @@ main (int    argc,
 
   g_test_add_data_func ("/engine/generate/kv-cache-matches-full", GINT_TO_POINTER (FALSE), test_kv_cache_matches_full);
   g_test_add_data_func ("/engine/generate/kv-cache-matches-full-steered", GINT_TO_POINTER (TRUE), test_kv_cache_matches_full);
+  g_test_add_func ("/engine/generate/chunked-prefill", test_chunked_prefill);
   g_test_add_func ("/engine/generate/sampling", test_sampling);
   g_test_add_func ("/engine/generate/streaming-and-stop", test_streaming_and_stop);
   g_test_add_func ("/engine/generate/context-limits", test_context_limits);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <utime.h>
 
+#include "gb-kernels.h"
 #include "gb-test-util.h"
 
 /* Sparse autoencoders: recovery of planted features, SAELens files (round
@@ -765,6 +766,60 @@ test_analysis_key (void)
   g_assert_cmpstr (other_weights, !=, other_corpus);
 }
 
+/* The sparse kernels against the dense products at a size where the worker
+ * pool splits them (rows of x^, ranges of latents), on two threads, for the
+ * L1 and TopK kinds, with b_dec applied to the input. */
+static void
+test_sparse_matches_dense (void)
+{
+  const guint di = 96, ds = 384, B = 256;
+  const int threads = gb_blas_get_threads ();
+  g_autoptr (GRand) rng = g_rand_new_with_seed (21);
+  g_autofree float *x = g_new (float, B * di);
+  for (guint i = 0; i < B * di; i++)
+    x[i] = (float) g_rand_double_range (rng, -1, 1);
+
+  gb_blas_set_threads (2);
+  for (guint kind = 0; kind < 2; kind++)
+    {
+      float *g[2][4];
+      GbSaeStepStats st[2];
+      for (guint sparse = 0; sparse < 2; sparse++)
+        {
+          GbSae *sae = random_sae (kind ? GB_SAE_TOPK : GB_SAE_STANDARD, di, ds, 12, 5);
+          sae->apply_b_dec_to_input = TRUE;
+          GbSaeTrainOptions o;
+          gb_sae_train_options_init (&o);
+          o.l1 = 0.3;
+          o.sparse_below = sparse ? 1.0 : 0.0;
+          g_autoptr (GbSaeTrainer) tr = gb_sae_trainer_new (sae, &o);
+          g[sparse][0] = g_new (float, di * ds);
+          g[sparse][1] = g_new (float, ds * di);
+          g[sparse][2] = g_new (float, ds);
+          g[sparse][3] = g_new (float, di);
+          gb_sae_trainer_gradients (tr, x, B, &st[sparse], g[sparse][0], g[sparse][1], g[sparse][2], g[sparse][3]);
+        }
+      g_assert_cmpfloat (fabs (st[0].loss - st[1].loss), <, 1e-5 * (1 + fabs (st[0].loss)));
+      g_assert_cmpfloat (st[0].l0, ==, st[1].l0);
+      g_assert_cmpfloat (st[0].l0, >, 0);
+      const gsize sizes[4] = { di * ds, ds * di, ds, di };
+      for (guint t = 0; t < 4; t++)
+        {
+          double num = 0, den = 0;
+          for (gsize i = 0; i < sizes[t]; i++)
+            {
+              num = MAX (num, fabs ((double) g[0][t][i] - g[1][t][i]));
+              den = MAX (den, fabs ((double) g[0][t][i]));
+            }
+          if (num > 1e-5 * den)
+            g_error ("kind %u gradient %u: sparse and dense differ by %g (largest %g)", kind, t, num, den);
+          g_free (g[0][t]);
+          g_free (g[1][t]);
+        }
+    }
+  gb_blas_set_threads (threads);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -776,6 +831,7 @@ main (int    argc,
   g_test_add_func ("/engine/sae/planted/topk", test_planted_topk);
   g_test_add_func ("/engine/sae/planted/l1", test_planted_l1);
   g_test_add_func ("/engine/sae/resample", test_resample);
+  g_test_add_func ("/engine/sae/sparse-matches-dense", test_sparse_matches_dense);
   g_test_add_func ("/engine/sae/files/round-trip", test_round_trip);
   g_test_add_func ("/engine/sae/files/older-cfg", test_older_cfg);
   g_test_add_func ("/engine/sae/files/hostile", test_hostile);
