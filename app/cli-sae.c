@@ -394,6 +394,8 @@ sae_features (int    argc,
   g_autofree char *key_base = gb_sae_analysis_key (sae, corpus, (guint64) tokens);
   g_autofree char *key = g_strdup_printf ("%s k:%d r:%d c:%d", key_base, contexts, radius, center);
   g_autoptr (GbSaeAnalysis) a = no_cache ? NULL : gb_sae_analysis_load (cache, key, NULL);
+  if (a != NULL && a->n_features != sae->d_sae)
+    g_clear_pointer (&a, gb_sae_analysis_free); /* not this SAE's: recompute */
   if (a == NULL)
     {
       a = gb_sae_analyze (model, sae, corpus, (guint64) tokens, (guint) contexts, (guint) radius, NULL, NULL, NULL, &error);

@@ -202,3 +202,14 @@ gb_json_parser_load_file (JsonParser *parser,
     return FALSE;
   return gb_json_parser_load (parser, data, (gssize) len, error);
 }
+
+guint64
+gb_json_count (double  value,
+               guint64 max)
+{
+  if (!(value > 0))
+    return 0;
+  if (value >= (double) max)
+    return max;
+  return (guint64) value;
+}

@@ -51,4 +51,9 @@ gboolean gb_json_parser_load_file (JsonParser *parser,
                                    const char *path,
                                    GError    **error);
 
+/* A JSON number read as a count: NaN and negatives give 0, anything at or
+ * past @max gives @max (a plain cast of 1e51 to an integer is undefined). */
+guint64 gb_json_count (double  value,
+                       guint64 max);
+
 G_END_DECLS

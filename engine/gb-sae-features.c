@@ -630,7 +630,14 @@ gb_sae_analysis_load_for_weights (const char  *path,
   if (c == NULL)
     return NULL;
   c[1] = '\0';
-  return analysis_load (path, key, TRUE, error);
+  GbSaeAnalysis *a = analysis_load (path, key, TRUE, error);
+  if (a != NULL && a->n_features != sae->d_sae)
+    {
+      g_set_error (error, GB_ERROR, GB_ERROR_FORMAT, "%s: describes %u features, the SAE has %u", path, a->n_features,
+                   sae->d_sae);
+      g_clear_pointer (&a, gb_sae_analysis_free);
+    }
+  return a;
 }
 
 static GbSaeAnalysis *
@@ -664,8 +671,8 @@ analysis_load (const char *path,
     goto bad;
   a = g_new0 (GbSaeAnalysis, 1);
   JsonObject *m = json_node_get_object (mn);
-  a->n_tokens = (guint64) MAX (0, num_member (obj, "n_tokens"));
-  a->context_radius = (guint) MAX (0, num_member (obj, "context_radius"));
+  a->n_tokens = gb_json_count (num_member (obj, "n_tokens"), G_MAXUINT64);
+  a->context_radius = (guint) gb_json_count (num_member (obj, "context_radius"), G_MAXUINT);
   a->corpus = g_strdup (json_object_get_string_member_with_default (obj, "corpus", ""));
   a->metrics.explained_variance = num_member (m, "explained_variance");
   a->metrics.mean_l0 = num_member (m, "mean_l0");
@@ -684,9 +691,12 @@ analysis_load (const char *path,
       if (!JSON_NODE_HOLDS_OBJECT (n))
         goto bad;
       JsonObject *o = json_node_get_object (n);
-      f->index = (guint) MAX (0, num_member (o, "index"));
+      /* Features are stored in order; views index them by latent. */
+      if (num_member (o, "index") != (double) j)
+        goto bad;
+      f->index = j;
       f->label = g_strdup (json_object_get_string_member_with_default (o, "label", ""));
-      f->n_fired = (guint64) MAX (0, num_member (o, "n_fired"));
+      f->n_fired = gb_json_count (num_member (o, "n_fired"), G_MAXUINT64);
       f->frequency = num_member (o, "frequency");
       f->max_act = (float) num_member (o, "max_act");
       f->mean_act = num_member (o, "mean_act");

@@ -562,7 +562,7 @@ parse_cfg (const char *path,
   sae->loss_increase = get_double (gb, "loss_increase");
   sae->clean_loss = get_double (gb, "clean_loss");
   double tokens = get_double (gb, "trained_tokens");
-  sae->trained_tokens = isnan (tokens) || tokens < 0 ? 0 : (guint64) tokens;
+  sae->trained_tokens = gb_json_count (tokens, G_MAXUINT64);
   *out = g_steal_pointer (&sae);
   return TRUE;
 }

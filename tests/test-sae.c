@@ -720,6 +720,31 @@ test_analysis (void)
   g_file_set_contents (cache, "{\"key\": \"key-1\", \"features\": 3}", -1, NULL);
   g_assert_null (gb_sae_analysis_load (cache, "key-1", &error));
   g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
+  g_clear_error (&error);
+  /* Features out of order, or an index past the array (views index the
+   * features by latent), and counts past any integer: refused or clamped,
+   * never read out of bounds or converted with undefined behaviour. */
+  const char *bad_caches[] = {
+    "{\"key\": \"key-1\", \"metrics\": {}, \"features\": [{\"index\": 5000}]}",
+    "{\"key\": \"key-1\", \"metrics\": {}, \"features\": [{\"index\": 1}, {\"index\": 0}]}",
+    "{\"key\": \"key-1\", \"metrics\": {}, \"features\": [{\"index\": 1e51}]}",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad_caches); i++)
+    {
+      g_file_set_contents (cache, bad_caches[i], -1, NULL);
+      g_assert_null (gb_sae_analysis_load (cache, "key-1", &error));
+      g_assert_error (error, GB_ERROR, GB_ERROR_FORMAT);
+      g_clear_error (&error);
+    }
+  g_file_set_contents (cache,
+                       "{\"key\": \"key-1\", \"n_tokens\": 1e51, \"context_radius\": -3, \"metrics\": {},"
+                       " \"features\": [{\"index\": 0, \"n_fired\": 1e300}]}", -1, NULL);
+  g_autoptr (GbSaeAnalysis) clamped = gb_sae_analysis_load (cache, "key-1", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (clamped);
+  g_assert_cmpuint (clamped->n_tokens, ==, G_MAXUINT64);
+  g_assert_cmpuint (clamped->context_radius, ==, 0);
+  g_assert_cmpuint (clamped->features[0].n_fired, ==, G_MAXUINT64);
 }
 
 /* The feature cache's key follows the contents of the weights and the

@@ -443,6 +443,8 @@ job_thread (GTask        *task,
   g_autofree char *key = g_strdup_printf ("%s k:%d r:%d c:%d", base, CONTEXTS, RADIUS, d->sae->center);
   job_post (d->job, 0, "Reading the feature cache…");
   d->analysis = cache_read (d->sae_dir, key);
+  if (d->analysis != NULL && d->analysis->n_features != d->sae->d_sae)
+    g_clear_pointer (&d->analysis, gb_sae_analysis_free); /* not this SAE's: recompute */
   if (d->analysis == NULL)
     {
       d->analysis = gb_sae_analyze (d->model, d->sae, d->corpus, ANALYSIS_TOKENS, CONTEXTS, RADIUS, analysis_progress_cb,

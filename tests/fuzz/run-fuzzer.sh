@@ -16,10 +16,13 @@ export OPENBLAS_NUM_THREADS=1
 log="$work/last-run.log"
 # -rss_limit_mb also caps single allocations: hostile input that makes the
 # engine ask for 1.5 GB at once is a bug.
+# -error_exitcode=1: libFuzzer's default, 77, is what meson reads as a
+# skipped test, so a crash would not fail the suite.
 "$fuzzer" -seed="${GB_FUZZ_SEED:-0}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1536 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$work/crashes/" \
+  -print_final_stats=1 -artifact_prefix="$work/crashes/" -error_exitcode=1 \
   "$work/corpus" "$seeds" "$regressions" >"$log" 2>&1
 status=$?
+[ "$status" -eq 77 ] && status=1
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
