@@ -931,7 +931,7 @@ struct _GbSaeTrainer
   float            *col_val;                /* [col_cap] */
   gsize             col_cap;
   /* W_enc packed for gb_packed_matmul, refilled every step; NULL where the
-   * CPU has no AVX-512 (then OpenBLAS). */
+   * CPU has no AVX-512 or the memory was not there (then OpenBLAS). */
   GbPackedMatrix   *enc_packed;
 };
 
@@ -980,6 +980,7 @@ gb_sae_trainer_new (GbSae                   *sae,
   memcpy (p_W_dec (self, self->p), sae->W_dec, ds * di * sizeof (float));
   memcpy (p_b_enc (self, self->p), sae->b_enc, ds * sizeof (float));
   memcpy (p_b_dec (self, self->p), sae->b_dec, di * sizeof (float));
+  self->enc_packed = gb_packed_alloc (di, ds);
   return self;
 }
 
@@ -1297,8 +1298,6 @@ forward_backward (GbSaeTrainer   *self,
     for (guint i = 0; i < di; i++)
       xin[t * di + i] = x[t * di + i] - (apply ? b_dec[i] : 0);
   /* pre [B, ds] = xin @ W_encT^T + b_enc (the bias in activate_train) */
-  if (self->enc_packed == NULL)
-    self->enc_packed = gb_packed_alloc (di, ds);
   if (self->enc_packed != NULL)
     {
       gb_packed_fill_transposed (self->enc_packed, W_encT);
