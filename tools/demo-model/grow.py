@@ -105,13 +105,21 @@ def main():
     out["ln_f.bias"] = src["ln_f.bias"]
 
     os.makedirs(a.output, exist_ok=True)
-    write_safetensors(os.path.join(a.output, "model.safetensors"), out)
     cfg["n_layer"] = a.n_layer
     cfg["torch_dtype"] = "float32"
-    with open(os.path.join(a.output, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
     for name in ("vocab.json", "merges.txt"):
-        shutil.copyfile(os.path.join(a.source, name), os.path.join(a.output, name))
+        try:
+            shutil.copyfile(os.path.join(a.source, name), os.path.join(a.output, name + ".part"))
+        except OSError as e:
+            raise SystemExit("grow.py: %s: cannot copy %s (%s)" % (a.source, name, e))
+        os.replace(os.path.join(a.output, name + ".part"), os.path.join(a.output, name))
+    write_safetensors(os.path.join(a.output, "model.safetensors"), out)
+    # config.json last: a folder without it is not a model, so an interrupted
+    # run never leaves one that loads with the wrong weights.
+    tmp = os.path.join(a.output, "config.json.part")
+    with open(tmp, "w") as f:
+        json.dump(cfg, f, indent=2)
+    os.replace(tmp, os.path.join(a.output, "config.json"))
 
 
 if __name__ == "__main__":
