@@ -62,8 +62,8 @@ corpus="$work/corpus/train.txt"
 if [ "$warmup_steps" -gt 0 ]; then
   /usr/bin/python3 "$root/tools/demo-model/grow.py" "$work/warmup/checkpoint" "$work/grown" 6
   start=(--init "$work/grown")
-  # 19,000 more lists (another seed), 15% of the tokens, keep the copying
-  # heads useful: without them the first 200 steps erase the induction head.
+  # 19,000 more lists (another seed; 15% of the tokens) keep the copying heads
+  # useful: without them the first 200 steps erase the induction head.
   [ -f "$work/corpus/train-main.txt" ] || {
     /usr/bin/python3 "$root/tools/corpus/copylists.py" "$work/corpus/tokenizer" "$work/corpus/copylists-main.txt" \
       --docs 19000 --seed 3 "${copy_kind[@]}"
