@@ -13,7 +13,8 @@
 2. tools/corpus/copylists.py: the same tokenizer and seed give the same
    bytes; every document is a list of 20-40 one-token words (each a single
    token of the tokenizer) followed by the same list; another seed gives
-   other lists; --any-token lists repeat too and hold more than words.
+   other lists; --any-token lists repeat too and hold more than words; a
+   folder without vocab.json is refused with a message and no output.
 
 Output is TAP; exit status 1 on any failure (never a skip)."""
 
@@ -60,7 +61,7 @@ def read_st(path):
 
 def main():
     cli = sys.argv[1]
-    print("1..12")
+    print("1..13")
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "tiny")
         grown = os.path.join(tmp, "grown")
@@ -126,6 +127,14 @@ def main():
         not_words = any(not w.isalpha() for d in docs for w in d.split())
         check(len(docs) == 20 and halves and not_words,
               "copylists.py --any-token: 20 documents, each a string then the same string, not only words")
+
+        empty = os.path.join(tmp, "no-tokenizer")
+        os.mkdir(empty)
+        out = os.path.join(tmp, "copy-none")
+        r = run(["/usr/bin/python3", COPYLISTS, empty, out])
+        check(r.returncode != 0 and "vocab.json" in r.stderr and "Traceback" not in r.stderr
+              and not os.path.exists(out) and not os.path.exists(out + ".part"),
+              "copylists.py without a vocabulary: a message naming vocab.json, no output (%s)" % r.stderr.strip()[:200])
 
     sys.exit(0 if all(ok for ok, _ in results) else 1)
 

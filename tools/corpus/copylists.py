@@ -4,15 +4,18 @@
 documents that are a random list of 20-40 one-token words, then the same
 list again, separated by <|endoftext|>.
 
-    copylists.py TOKENIZER_DIR OUTPUT [--docs N] [--seed S]
+    copylists.py TOKENIZER_DIR OUTPUT [--docs N] [--seed S] [--any-token]
 
 Every token of the second copy can be predicted only by finding the same word
 in the first copy and reading the word after it: a previous-token head in one
 layer and an induction head in a later one. A language-model corpus this small
 never makes that circuit pay for itself in the 90 minutes the demo model may
-train (MODEL.md, "Heads"); 30 minutes on these lists first does. The words are
-the tokenizer's own one-token words (a space, then four or more letters), in
-vocab.json's order, so the lists depend only on the tokenizer and the seed."""
+train (MODEL.md, "Heads"); a 2-layer model grows it on these lists in about
+2,100 steps. The words are the tokenizer's own one-token words (a space, then
+four or more letters), in vocab.json's order, so the lists depend only on the
+tokenizer and the seed. --any-token draws from every token that is whole UTF-8
+text instead (word pieces, digits, punctuation) and glues them together: the
+heads then serve any token, not only words (MODEL.md: words first, then these)."""
 
 import argparse
 import json
@@ -42,8 +45,14 @@ def main():
     ap.add_argument("--any-token", action="store_true",
                     help="lists of any of the tokenizer's tokens (word pieces, digits, punctuation) glued together")
     a = ap.parse_args()
-    with open(os.path.join(a.tokenizer, "vocab.json"), encoding="utf-8") as f:
-        vocab = json.load(f)
+    path = os.path.join(a.tokenizer, "vocab.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = json.load(f)
+        if not isinstance(vocab, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise SystemExit("copylists.py: %s: cannot read the vocabulary (%s)" % (path, e))
     if a.any_token:
         bytes_of = {c: b for b, c in byte_symbols().items()}
         words = []
@@ -59,7 +68,7 @@ def main():
         words = [k[1:] for k in vocab if k.startswith("\u0120") and k[1:].isalpha() and len(k) > 3]
         sep = " "
     if len(words) < 100:
-        raise SystemExit("copylists.py: %s: only %d one-token words" % (a.tokenizer, len(words)))
+        raise SystemExit("copylists.py: %s: only %d usable tokens, 100 needed" % (path, len(words)))
     rng = random.Random(a.seed)
     tmp = a.output + ".part"
     with open(tmp, "w", encoding="utf-8") as f:

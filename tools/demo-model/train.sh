@@ -13,12 +13,12 @@
 #
 # WARMUP_STEPS=N (not yet the bundled recipe; MODEL.md, "Heads") first runs a
 # copying warm-up: a 2-layer model of the same width learns to repeat random
-# lists (tools/corpus/copylists.py; COPY_TOKENS=any for lists of any token,
-# default one-token words), 32 x 128 tokens per step for the first N steps of
-# an 8000-step schedule, which is where previous-token and induction heads
-# form; tools/demo-model/grow.py then grows it to 6 layers (4 blocks that start
-# by adding nothing), and step 2 starts from those weights with 19,000 more
-# lists (15% of its tokens) mixed into its corpus.
+# lists (tools/corpus/copylists.py: one-token words, or with COPY_TOKENS=any
+# lists of any token, which alone grow no heads), 32 x 128 tokens per step for
+# the first N steps of an 8000-step schedule, which is where previous-token and
+# induction heads form; tools/demo-model/grow.py then grows it to 6 layers (4
+# blocks that start by adding nothing), and step 2 starts from those weights
+# with 19,000 more lists (15% of its tokens) mixed into its corpus.
 # Interrupted? Run it again: each phase resumes from its last checkpoint.
 # STEPS (default 2600), THREADS (default: all cores) and DEST may be set too.
 set -euo pipefail
