@@ -2,8 +2,9 @@
 #define G_LOG_DOMAIN "glassbox-test"
 
 /* glassbox-cli explain through the real executable: the demo model on a
- * bundled rejected application (zip among the top two occlusions, named by
- * the counterfactual), an audit of the bundled CSV, the PDF report (parsed
+ * bundled rejected application (where the applicant lives, zip or
+ * neighbourhood, among the top two occlusions and named by the
+ * counterfactual), an audit of the bundled CSV, the PDF report (parsed
  * back with pdftotext, provenance hash, written atomically) and the error
  * contract on malformed input. */
 
@@ -54,6 +55,25 @@ sha256_file (const char *path)
   return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
 }
 
+/* The planted proxy: where the applicant lives. The generator keeps zip
+ * and neighbourhood together, so a model may read either (the bundled one
+ * reads mostly the neighbourhood's name; MODEL.md). */
+static gboolean
+is_location (const char *field)
+{
+  return g_str_equal (field, "zip") || g_str_equal (field, "neighbourhood");
+}
+
+static gboolean
+is_penalised (const char *value)
+{
+  const char *pen[] = { "40106", "40121", "40157", "40172", "Eastbrook", "Millbrook Flats", "Southgate", "Harbor End" };
+  for (guint i = 0; i < G_N_ELEMENTS (pen); i++)
+    if (g_str_equal (value, pen[i]))
+      return TRUE;
+  return FALSE;
+}
+
 /* The demo: rejected in a penalised zip although the credit score passes
  * the normal bar. */
 static void
@@ -71,36 +91,44 @@ test_demo_proxy (void)
   g_assert_cmpstr (json_object_get_string_member (dec, "label"), ==, "rejected");
   g_assert_cmpfloat (json_object_get_double_member (dec, "p_positive"), <, 0.5);
 
-  /* Rank fields by |occlusion|: the zip is among the top two. */
+  /* Rank fields by |occlusion|: where the applicant lives is among the top
+   * two. */
   JsonArray *fields = json_object_get_array_member (root, "fields");
-  double zip = 0;
+  double loc = 0;
+  const char *loc_name = NULL;
   guint above = 0;
   for (guint i = 0; i < json_array_get_length (fields); i++)
     {
       JsonObject *f = json_array_get_object_element (fields, i);
-      if (g_str_equal (json_object_get_string_member (f, "name"), "zip"))
-        zip = fabs (json_object_get_double_member (f, "occlusion"));
+      const char *name = json_object_get_string_member (f, "name");
+      double o = fabs (json_object_get_double_member (f, "occlusion"));
+      if (is_location (name) && o > loc)
+        loc = o, loc_name = name;
     }
+  g_assert_nonnull (loc_name);
   for (guint i = 0; i < json_array_get_length (fields); i++)
-    above += fabs (json_object_get_double_member (json_array_get_object_element (fields, i), "occlusion")) > zip;
-  g_test_message ("zip occlusion %.3f, %u fields above it", zip, above);
+    above += fabs (json_object_get_double_member (json_array_get_object_element (fields, i), "occlusion")) > loc;
+  g_test_message ("%s occlusion %.3f, %u fields above it", loc_name, loc, above);
   g_assert_cmpuint (above, <=, 1);
 
-  /* The counterfactual names the zip, and the zip it names is neutral. */
+  /* A counterfactual moves the applicant, to a neutral place, and flips it. */
   JsonArray *cfs = json_object_get_array_member (root, "counterfactuals");
-  gboolean named = FALSE;
+  const char *moved = NULL;
   for (guint i = 0; i < json_array_get_length (cfs); i++)
     {
       JsonObject *cf = json_array_get_object_element (cfs, i);
-      if (g_str_equal (json_object_get_string_member (cf, "field"), "zip"))
+      const char *field = json_object_get_string_member (cf, "field");
+      if (is_location (field))
         {
-          named = TRUE;
+          moved = field;
           g_assert_cmpfloat (json_object_get_double_member (cf, "log_odds"), >, 0);
-          g_assert_false (g_str_equal (json_object_get_string_member (cf, "to"), "40106"));
+          g_assert_false (is_penalised (json_object_get_string_member (cf, "to")));
+          g_assert_true (is_penalised (json_object_get_string_member (cf, "from")));
         }
     }
-  g_assert_true (named);
-  g_assert_nonnull (strstr (json_object_get_string_member (root, "counterfactual_sentence"), "if zip were"));
+  g_assert_nonnull (moved);
+  g_autofree char *if_moved = g_strdup_printf ("if %s were", moved);
+  g_assert_nonnull (strstr (json_object_get_string_member (root, "counterfactual_sentence"), if_moved));
   JsonObject *ig = json_object_get_object_member (root, "integrated_gradients");
   g_assert_cmpfloat (json_object_get_double_member (ig, "completeness_error"), <, 0.01);
 
@@ -108,7 +136,7 @@ test_demo_proxy (void)
   g_autofree char *text = pdf_text (pdf);
   g_autofree char *weights = g_build_filename (data_dir, "models", "loan-officer", "model.safetensors", NULL);
   g_autofree char *sha = sha256_file (weights);
-  const char *want[] = { "Rejected", "Field attributions: occlusion", "Counterfactual", "if zip were",
+  const char *want[] = { "Rejected", "Field attributions: occlusion", "Counterfactual", if_moved,
                          "Attention is not explanation", "Provenance", sha, "Glassbox " };
   for (guint i = 0; i < G_N_ELEMENTS (want); i++)
     {
@@ -302,7 +330,8 @@ test_mismatch_errors (void)
 
 /* The bundled SAE at the decision position of the penalised-zip sample:
  * features sorted by activation, all positive, at the last token; over the
- * zip field's tokens the zip proxy, feature #764, is among the top three,
+ * neighbourhood's tokens the proxy, feature #459 (it fires on every
+ * penalised neighbourhood; data/saes/README.md), is among the top three,
  * with its description from the feature cache shipped beside the SAE. */
 static void
 test_demo_sae (void)
@@ -311,7 +340,7 @@ test_demo_sae (void)
   g_autofree char *sae = g_build_filename (data_dir, "saes", "loan-officer-L3-topk32", NULL);
   g_autofree char *pdf = gb_test_tmp_path ("sae.pdf", NULL);
   g_autofree char *out = NULL, *err = NULL;
-  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "-a", app, "--sae", sae, "--sae-field", "zip", "--sae-top", "8",
+  g_assert_cmpint (gb_test_cli (&out, &err, "explain", "-a", app, "--sae", sae, "--sae-field", "neighbourhood", "--sae-top", "8",
                         "--no-token-occlusion", "--ig-steps", "4", "--json", "-o", pdf, NULL),
                    ==, 0);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -320,7 +349,7 @@ test_demo_sae (void)
   g_assert_cmpstr (json_object_get_string_member (so, "hook"), ==, "blocks.3.hook_resid_post");
   g_assert_cmpint (json_object_get_int_member (so, "position"), ==,
                    json_array_get_length (json_object_get_array_member (root, "tokens")) - 1);
-  g_assert_cmpstr (json_object_get_string_member (so, "field"), ==, "zip");
+  g_assert_cmpstr (json_object_get_string_member (so, "field"), ==, "neighbourhood");
   JsonArray *feats = json_object_get_array_member (so, "features");
   g_assert_cmpuint (json_array_get_length (feats), ==, 8);
   double prev = INFINITY;
@@ -337,18 +366,18 @@ test_demo_sae (void)
   for (guint i = 0; i < 3; i++)
     {
       JsonObject *f = json_array_get_object_element (zf, i);
-      if (json_object_get_int_member (f, "index") != 764)
+      if (json_object_get_int_member (f, "index") != 459)
         continue;
       found = TRUE;
       /* Described from the feature cache shipped with the bundled SAE. */
       const char *label = json_object_get_string_member (f, "label");
-      g_test_message ("#764: %s", label);
+      g_test_message ("#459: %s", label);
       g_assert_true (label != NULL && *label != '\0');
     }
   g_assert_true (found);
   g_autofree char *text = pdf_text (pdf);
   g_assert_nonnull (strstr (text, "SAE features at the decision position"));
-  g_assert_nonnull (strstr (text, "#764"));
+  g_assert_nonnull (strstr (text, "#459"));
   g_assert_nonnull (strstr (text, "sae_weights.safetensors SHA-256"));
 }
 

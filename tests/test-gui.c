@@ -339,7 +339,7 @@ test_explain_view_dark_audit (void)
 /* A steering vector and an SAE with a feature cache (a copy of the bundled
  * one, analysed by glassbox-cli sae features): the steered decision beside
  * the decision, and the SAE features at the decision token and over the
- * zip's tokens, with descriptions, in view; the zip proxy #764 among them
+ * neighbourhood's tokens, with descriptions, in view; the proxy #459 among them
  * (read back from the report the view exports). */
 static void
 test_explain_view_steer_sae (void)
@@ -370,8 +370,8 @@ test_explain_view_steer_sae (void)
 
   g_auto (Run) r = { 0 };
   spawn (&r, NULL, g_getenv ("GLASSBOX_GUI"), "--model", demo, "--view", "explain", "--application", app, "--steer-vector",
-         zip_vector (), "--steer-multiplier", "1", "--sae", sae, "--sae-field", "zip", "--report", report, "--screenshot",
-         shot, NULL);
+         zip_vector (), "--steer-multiplier", "1", "--sae", sae, "--sae-field", "neighbourhood", "--report", report,
+         "--screenshot", shot, NULL);
   g_test_message ("%s", r.err);
   g_assert_cmpint (r.status, ==, 0);
   assert_clean_stderr (r.err);
@@ -388,8 +388,8 @@ test_explain_view_steer_sae (void)
   g_autofree char *text = pdf_text (report);
   g_assert_nonnull (strstr (text, "Decision with the steering vector"));
   g_assert_nonnull (strstr (text, "SAE features at the decision position"));
-  g_assert_nonnull (strstr (text, "SAE features over the tokens of “zip”"));
-  g_assert_nonnull (strstr (text, "#764"));
+  g_assert_nonnull (strstr (text, "SAE features over the tokens of “neighbourhood”"));
+  g_assert_nonnull (strstr (text, "#459"));
   /* Descriptions from the cache: no "no feature cache" placeholder. */
   g_assert_null (strstr (text, "no feature cache"));
 }

@@ -35,7 +35,35 @@ def read_st(path):
     return out
 
 
+def n_tokens(cli, text):
+    r = subprocess.run([cli, "tokenize", text], check=True, capture_output=True, text=True)
+    return len(r.stdout.splitlines())
+
+
+def encode(x, w, norm, cfg, k):
+    if norm is not None:
+        x = (x - norm["mean"]) / norm["std"]
+    pre = (x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
+    z = np.zeros_like(pre)
+    if cfg["architecture"] == "topk":
+        top = np.argsort(-pre, axis=-1)[..., :k]
+        np.put_along_axis(z, top, np.maximum(np.take_along_axis(pre, top, -1), 0), -1)
+    else:
+        z = np.maximum(pre, 0)
+    return z
+
+
 def main(argv):
+    fields = ["zip"]
+    if "--field" in argv:
+        i = argv.index("--field")
+        which = argv[i + 1]
+        if which not in ("zip", "neighbourhood", "location"):
+            sys.exit("zip_probe.py: --field is zip, neighbourhood or location")
+        fields = ["zip", "neighbourhood"] if which == "location" else [which]
+        argv = argv[:i] + argv[i + 2:]
+    if len(argv) < 4:
+        sys.exit(__doc__)
     cli, sae_dir, heldout = argv[1:4]
     per_zip = int(argv[4]) if len(argv) > 4 else 12
     cfg = json.load(open(os.path.join(sae_dir, "cfg.json")))
@@ -56,30 +84,30 @@ def main(argv):
     for key, items in sorted(by_zip.items()):
         rows = []
         for a in items[:per_zip]:
-            text = a["prompt"]
-            cut = text.index(a["fields"]["zip"]) + len(a["fields"]["zip"])
-            subprocess.run([cli, "run", "--text", "<|endoftext|>" + text[:cut], "--dump", tmp], check=True,
+            text = "<|endoftext|>" + a["prompt"]
+            # Each field's tokens: from the token after the text before its
+            # value (which ends at ":" or "(", a token boundary) to its end.
+            spans = []
+            for f in fields:
+                s = text.index(a["fields"][f])
+                e = s + len(a["fields"][f])
+                spans.append((n_tokens(cli, text[:s].rstrip()), n_tokens(cli, text[:e])))
+            cut = max(e_ for _, e_ in spans)
+            end = max(len(text[:text.index(a["fields"][f]) + len(a["fields"][f])]) for f in fields)
+            subprocess.run([cli, "run", "--text", text[:end], "--dump", tmp, "--force"], check=True,
                            capture_output=True)
             resid = np.load(os.path.join(tmp, "resid_post.npy"))[layer].astype(np.float64)
-            toks = json.load(open(os.path.join(tmp, "tokens.json")))
-            x = resid[-1]  # the zip token is the last one
-            if norm is not None:
-                x = (x - norm["mean"]) / norm["std"]
-            pre = (x - w["b_dec"]) @ w["W_enc"] + w["b_enc"]
-            z = np.zeros_like(pre)
-            if cfg["architecture"] == "topk":
-                top = np.argsort(-pre)[:k]
-                z[top] = np.maximum(pre[top], 0)
-            else:
-                z = np.maximum(pre, 0)
-            rows.append(z)
+            assert resid.shape[0] == cut, "token count mismatch"
+            idx = [t for s_, e_ in spans for t in range(s_, e_)]
+            rows.append(encode(resid[idx], w, norm, cfg, k).max(0))  # the strongest over the field's tokens
         acts[key] = np.array(rows)
     keys = sorted(acts)
     pen = np.concatenate([acts[k_] for k_ in keys if k_[2] == "penalised"])
     neu = np.concatenate([acts[k_] for k_ in keys if k_[2] != "penalised"])
     diff = pen.mean(0) - neu.mean(0)
     order = np.argsort(-diff)[:8]
-    print("zip tokens: %d penalised, %d neutral applications" % (len(pen), len(neu)))
+    print("%s tokens (strongest activation over them): %d penalised, %d neutral applications"
+          % (" and ".join(fields), len(pen), len(neu)))
     for j in order:
         fp = (pen[:, j] > 0).mean()
         fn = (neu[:, j] > 0).mean()
