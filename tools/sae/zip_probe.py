@@ -3,14 +3,17 @@
 """zip_probe.py: which SAE features track the loan model's penalised zip codes?
 
   /usr/bin/python3 tools/sae/zip_probe.py GLASSBOX-CLI SAE-DIR HELDOUT-LOANS.jsonl [PER-ZIP]
+      [--field zip|neighbourhood|location]
 
 For PER-ZIP (default 12) held-out applications of each of the 12 zip codes,
-runs the model up to and including the zip token (glassbox-cli run --dump),
-encodes blocks.L.hook_resid_post at that token with the SAE (numpy, from
-the SAELens files, with Glassbox's per-dimension normalisation), and prints
-the features whose mean activation on the 4 penalised zips most exceeds
-their mean on the 8 neutral ones, with the mean per zip. The penalised
-group is read from the file's "zip_group" field, not assumed.
+runs the model over the application up to the end of the field (glassbox-cli
+run --dump), encodes blocks.L.hook_resid_post at each of the field's tokens
+with the SAE (numpy, from the SAELens files, with Glassbox's per-dimension
+normalisation) and keeps each feature's strongest activation over them. The
+field is the zip (default), the neighbourhood's name, or location: both. It
+prints the features whose mean on the 4 penalised zips most exceeds their
+mean on the 8 neutral ones, with the mean per zip. The penalised group is
+read from the file's "zip_group" field, not assumed.
 """
 import json
 import os
