@@ -41,7 +41,7 @@ on_progress (const GbTrainProgress *p,
       char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE], c[G_ASCII_DTOSTR_BUF_SIZE];
       fprintf (st->log, "{\"step\": %" G_GUINT64_FORMAT ", \"loss\": %s, \"eval_loss\": %s, \"lr\": %s, \"tokens_per_s\": %.0f}\n",
                p->step, g_ascii_formatd (a, sizeof a, "%.5f", p->loss),
-               isnan (p->eval_loss) ? "null" : g_ascii_formatd (b, sizeof b, "%.5f", p->eval_loss),
+               !p->evaluated ? "null" : g_ascii_formatd (b, sizeof b, "%.5f", p->eval_loss),
                g_ascii_formatd (c, sizeof c, "%.3e", p->lr), p->tokens_per_s);
       fflush (st->log);
     }

@@ -704,9 +704,10 @@ gb_trainer_run (GbTrainer           *self,
       else if (!adamw_step (self, &norm, error))
         return FALSE;
 
-      gboolean checkpointed = FALSE;
+      gboolean checkpointed = FALSE, evaluated = FALSE;
       if (heldout != NULL && o->eval_every > 0 && (self->step % o->eval_every == 0 || self->step == o->max_steps))
         {
+          evaluated = TRUE;
           eval_loss = gb_trainer_evaluate (self, heldout, o->eval_batches, error);
           if (isnan (eval_loss))
             return FALSE;
@@ -731,6 +732,7 @@ gb_trainer_run (GbTrainer           *self,
             .tokens_per_s = rate,
             .eta_s = (o->max_steps - self->step) * tokens_per_step / MAX (rate, 1e-9),
             .eval_loss = eval_loss,
+            .evaluated = evaluated,
             .checkpointed = checkpointed,
           };
           progress (&p, progress_data);

@@ -51,7 +51,8 @@ typedef struct
   double  grad_norm;  /* before clipping */
   double  tokens_per_s;
   double  eta_s;
-  double  eval_loss;  /* NaN until evaluated */
+  double  eval_loss;  /* the latest held-out loss; NaN until evaluated */
+  gboolean evaluated; /* eval_loss was measured at this step */
   gboolean checkpointed;
 } GbTrainProgress;
 

@@ -184,6 +184,29 @@ test_train_resume_eval (void)
   g_assert_cmpuint (la, ==, lb);
   g_assert_true (memcmp (wa, wb, la) == 0);
 
+  /* Evaluating on held-out text does not change the weights, and the log
+   * has a held-out loss only at the steps it was measured (every 5th and
+   * the last). */
+  g_autofree char *c = g_build_filename (root, "c", NULL);
+  g_auto (GbTestResult) with_eval = { 0 };
+  gb_test_run_cli (&with_eval, TRAIN_ARGS, "--output", c, "--heldout", corpus, "--eval-every", "5", NULL);
+  g_assert_cmpint (with_eval.status, ==, 0);
+  gsize lc;
+  g_autofree char *wc = read_file (c, "model.safetensors", &lc);
+  g_assert_cmpuint (lc, ==, la);
+  g_assert_true (memcmp (wa, wc, la) == 0);
+  gsize llog;
+  g_autofree char *log = read_file (c, "train_log.jsonl", &llog);
+  g_auto (GStrv) rows = g_strsplit (log, "\n", -1);
+  guint n_rows = 0;
+  for (guint i = 0; rows[i] != NULL && rows[i][0] != '\0'; i++, n_rows++)
+    {
+      const gboolean measured = (i + 1) % 5 == 0 || i + 1 == 12;
+      g_test_message ("%s", rows[i]);
+      g_assert_true ((strstr (rows[i], "\"eval_loss\": null") == NULL) == measured);
+    }
+  g_assert_cmpuint (n_rows, ==, 12);
+
   gb_test_run_cli (&eval, "eval", "--model", a, "--corpus", corpus, "--json", NULL);
   g_assert_cmpint (eval.status, ==, 0);
   g_assert_nonnull (strstr (eval.out, "\"perplexity\""));
