@@ -41,7 +41,7 @@ on_progress (const GbTrainProgress *p,
       char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE], c[G_ASCII_DTOSTR_BUF_SIZE];
       fprintf (st->log, "{\"step\": %" G_GUINT64_FORMAT ", \"loss\": %s, \"eval_loss\": %s, \"lr\": %s, \"tokens_per_s\": %.0f}\n",
                p->step, g_ascii_formatd (a, sizeof a, "%.5f", p->loss),
-               !p->evaluated ? "null" : g_ascii_formatd (b, sizeof b, "%.5f", p->eval_loss),
+               !p->evaluated || !isfinite (p->eval_loss) ? "null" : g_ascii_formatd (b, sizeof b, "%.5f", p->eval_loss),
                g_ascii_formatd (c, sizeof c, "%.3e", p->lr), p->tokens_per_s);
       fflush (st->log);
     }
@@ -112,6 +112,36 @@ apply_emphasis (GbTokenizer  *tok,
         count++;
       }
   return count;
+}
+
+/* A resumed run appends to train_log.jsonl; rows past the checkpoint (the
+ * steps an interrupted run did after its last save, which it will do
+ * again) are dropped first, so the log counts each step once, in order. */
+static gboolean
+trim_log (const char *path,
+          guint64     step,
+          GError    **error)
+{
+  g_autofree char *text = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!g_file_get_contents (path, &text, NULL, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_autoptr (GString) kept = g_string_new (NULL);
+  for (const char *line = text; *line != '\0';)
+    {
+      const char *nl = strchr (line, '\n');
+      const gsize len = nl ? (gsize) (nl - line + 1) : strlen (line);
+      guint64 s;
+      if (sscanf (line, "{\"step\": %" G_GUINT64_FORMAT, &s) == 1 && s <= step && nl != NULL)
+        g_string_append_len (kept, line, len);
+      line += len;
+    }
+  return kept->len == strlen (text) || g_file_set_contents (path, kept->str, kept->len, error);
 }
 
 static const char *
@@ -330,6 +360,8 @@ gb_cli_train (int    argc,
   g_autofree char *ckpt_dir = g_build_filename (output, "checkpoint", NULL);
   g_autofree char *log_path = g_build_filename (output, "train_log.jsonl", NULL);
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  if (resume && !trim_log (log_path, gb_trainer_get_step (trainer), &error))
+    return gb_cli_fail (error);
   RunState st = { cancellable, fopen (log_path, resume ? "a" : "w"), (guint) log_every, (guint64) stop_after };
   /* Ctrl+C or SIGTERM: finish the step, checkpoint, exit. A second one
    * kills at once (SA_RESETHAND). */

@@ -207,6 +207,38 @@ test_train_resume_eval (void)
     }
   g_assert_cmpuint (n_rows, ==, 12);
 
+  /* The same, stopped at step 7 and resumed after a row for a step past the
+   * checkpoint (as a kill after step 8 leaves): one row per step, in order,
+   * and the weights again byte-identical. */
+  g_autofree char *d = g_build_filename (root, "d", NULL);
+  g_auto (GbTestResult) d1 = { 0 }, d2 = { 0 };
+  gb_test_run_cli (&d1, TRAIN_ARGS, "--output", d, "--heldout", corpus, "--eval-every", "5", "--stop-after", "7", NULL);
+  g_assert_cmpint (d1.status, ==, 0);
+  g_autofree char *dlog_path = g_build_filename (d, "train_log.jsonl", NULL);
+  g_autofree char *stopped = NULL;
+  g_assert_true (g_file_get_contents (dlog_path, &stopped, NULL, NULL));
+  g_autofree char *killed =
+    g_strconcat (stopped, "{\"step\": 8, \"loss\": 9.99999, \"eval_loss\": null, \"lr\": 1.000e-03, \"tokens_per_s\": 1}\n", NULL);
+  g_assert_true (g_file_set_contents (dlog_path, killed, -1, NULL));
+  gb_test_run_cli (&d2, TRAIN_ARGS, "--output", d, "--heldout", corpus, "--eval-every", "5", "--resume", NULL);
+  g_assert_cmpint (d2.status, ==, 0);
+  gsize ld, ldlog;
+  g_autofree char *wd = read_file (d, "model.safetensors", &ld);
+  g_assert_cmpuint (ld, ==, la);
+  g_assert_true (memcmp (wa, wd, la) == 0);
+  g_autofree char *dlog = read_file (d, "train_log.jsonl", &ldlog);
+  g_assert_null (strstr (dlog, "9.99999"));
+  g_auto (GStrv) drows = g_strsplit (dlog, "\n", -1);
+  for (guint i = 0; i < 12; i++)
+    {
+      g_autofree char *head = g_strdup_printf ("{\"step\": %u, ", i + 1);
+      const gboolean measured = (i + 1) % 5 == 0 || i + 1 == 12;
+      g_assert_true (g_str_has_prefix (drows[i], head));
+      g_assert_true ((strstr (drows[i], "\"eval_loss\": null") == NULL) == measured);
+    }
+  g_assert_cmpstr (drows[12], ==, "");
+  g_assert_null (drows[13]);
+
   gb_test_run_cli (&eval, "eval", "--model", a, "--corpus", corpus, "--json", NULL);
   g_assert_cmpint (eval.status, ==, 0);
   g_assert_nonnull (strstr (eval.out, "\"perplexity\""));

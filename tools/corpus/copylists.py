@@ -12,7 +12,7 @@ layer and an induction head in a later one. A language-model corpus this small
 never makes that circuit pay for itself in the 90 minutes the demo model may
 train (MODEL.md, "Heads"); a 2-layer model grows it on these lists in about
 2,100 steps. The words are the tokenizer's own one-token words (a space, then
-four or more letters), in vocab.json's order, so the lists depend only on the
+three or more letters), in vocab.json's order, so the lists depend only on the
 tokenizer and the seed. --any-token draws from every token that is whole UTF-8
 text instead (word pieces, digits, punctuation) and glues them together: the
 heads then serve any token, not only words (MODEL.md: words first, then these)."""

@@ -15,6 +15,7 @@ prints the features whose mean on the 4 penalised zips most exceeds their
 mean on the 8 neutral ones, with the mean per zip. The penalised group is
 read from the file's "zip_group" field, not assumed.
 """
+import argparse
 import json
 import os
 import struct
@@ -38,9 +39,19 @@ def read_st(path):
     return out
 
 
-def n_tokens(cli, text):
-    r = subprocess.run([cli, "tokenize", text], check=True, capture_output=True, text=True)
-    return len(r.stdout.splitlines())
+def field_tokens(tokens, text, value):
+    """Indices of the tokens whose bytes overlap @value's first occurrence in
+    @text (the rule explain uses to map tokens to fields). The first
+    occurrence is the field: application numbers have 4 digits, zips 5."""
+    s = len(text[:text.index(value)].encode("utf-8"))
+    e = s + len(value.encode("utf-8"))
+    out, pos = [], 0
+    for i, t in enumerate(tokens):
+        n = len(t)  # one vocab.json character per byte
+        if pos < e and pos + n > s:
+            out.append(i)
+        pos += n
+    return out
 
 
 def encode(x, w, norm, cfg, k):
@@ -56,54 +67,53 @@ def encode(x, w, norm, cfg, k):
     return z
 
 
-def main(argv):
-    fields = ["zip"]
-    if "--field" in argv:
-        i = argv.index("--field")
-        which = argv[i + 1]
-        if which not in ("zip", "neighbourhood", "location"):
-            sys.exit("zip_probe.py: --field is zip, neighbourhood or location")
-        fields = ["zip", "neighbourhood"] if which == "location" else [which]
-        argv = argv[:i] + argv[i + 2:]
-    if len(argv) < 4:
-        sys.exit(__doc__)
-    cli, sae_dir, heldout = argv[1:4]
-    per_zip = int(argv[4]) if len(argv) > 4 else 12
-    cfg = json.load(open(os.path.join(sae_dir, "cfg.json")))
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cli")
+    ap.add_argument("sae_dir")
+    ap.add_argument("heldout")
+    ap.add_argument("per_zip", nargs="?", type=int, default=12)
+    ap.add_argument("--field", choices=("zip", "neighbourhood", "location"), default="zip")
+    a = ap.parse_args()
+    fields = ["zip", "neighbourhood"] if a.field == "location" else [a.field]
+    cfg = json.load(open(os.path.join(a.sae_dir, "cfg.json")))
     hook = cfg["metadata"]["hook_name"]
     layer = int(hook.split(".")[1])
-    assert hook.endswith("hook_resid_post"), "this probe reads resid_post"
-    w = read_st(os.path.join(sae_dir, "sae_weights.safetensors"))
-    norm_path = os.path.join(sae_dir, "glassbox_norm.safetensors")
+    if not hook.endswith("hook_resid_post"):
+        sys.exit("zip_probe.py: %s: this probe reads resid_post, the SAE reads %s" % (a.sae_dir, hook))
+    w = read_st(os.path.join(a.sae_dir, "sae_weights.safetensors"))
+    norm_path = os.path.join(a.sae_dir, "glassbox_norm.safetensors")
     norm = read_st(norm_path) if os.path.exists(norm_path) else None
     k = cfg.get("k")
 
-    apps = [json.loads(line) for line in open(heldout)]
+    def cli(*args):
+        r = subprocess.run([a.cli, *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit("zip_probe.py: glassbox-cli %s failed: %s" % (args[0], r.stderr.strip()))
+        return r.stdout
+
+    apps = [json.loads(line) for line in open(a.heldout)]
     by_zip = {}
-    for a in apps:
-        by_zip.setdefault((a["fields"]["zip"], a["fields"]["neighbourhood"], a["zip_group"]), []).append(a)
+    for app in apps:
+        by_zip.setdefault((app["fields"]["zip"], app["fields"]["neighbourhood"], app["zip_group"]), []).append(app)
     acts = {}
-    tmp = tempfile.mkdtemp(prefix="zip-probe-")
-    for key, items in sorted(by_zip.items()):
-        rows = []
-        for a in items[:per_zip]:
-            text = "<|endoftext|>" + a["prompt"]
-            # Each field's tokens: from the token after the text before its
-            # value (which ends at ":" or "(", a token boundary) to its end.
-            spans = []
-            for f in fields:
-                s = text.index(a["fields"][f])
-                e = s + len(a["fields"][f])
-                spans.append((n_tokens(cli, text[:s].rstrip()), n_tokens(cli, text[:e])))
-            cut = max(e_ for _, e_ in spans)
-            end = max(len(text[:text.index(a["fields"][f]) + len(a["fields"][f])]) for f in fields)
-            subprocess.run([cli, "run", "--text", text[:end], "--dump", tmp, "--force"], check=True,
-                           capture_output=True)
-            resid = np.load(os.path.join(tmp, "resid_post.npy"))[layer].astype(np.float64)
-            assert resid.shape[0] == cut, "token count mismatch"
-            idx = [t for s_, e_ in spans for t in range(s_, e_)]
-            rows.append(encode(resid[idx], w, norm, cfg, k).max(0))  # the strongest over the field's tokens
-        acts[key] = np.array(rows)
+    with tempfile.TemporaryDirectory(prefix="zip-probe-") as tmp:
+        for key, items in sorted(by_zip.items()):
+            rows = []
+            for app in items[:a.per_zip]:
+                # The application as explain reads it, up to the end of the
+                # last of the fields (no <|endoftext|> before it).
+                text = app["prompt"]
+                end = max(text.index(app["fields"][f]) + len(app["fields"][f]) for f in fields)
+                text = text[:end]
+                tokens = json.loads(cli("tokenize", "--json", text))["tokens"]
+                idx = sorted({i for f in fields for i in field_tokens(tokens, text, app["fields"][f])})
+                cli("run", "--text", text, "--dump", tmp, "--force")
+                resid = np.load(os.path.join(tmp, "resid_post.npy"))[layer].astype(np.float64)
+                if resid.shape[0] != len(tokens):
+                    sys.exit("zip_probe.py: run saw %d tokens, tokenize %d" % (resid.shape[0], len(tokens)))
+                rows.append(encode(resid[idx], w, norm, cfg, k).max(0))  # the strongest over the field's tokens
+            acts[key] = np.array(rows)
     keys = sorted(acts)
     pen = np.concatenate([acts[k_] for k_ in keys if k_[2] == "penalised"])
     neu = np.concatenate([acts[k_] for k_ in keys if k_[2] != "penalised"])
@@ -121,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main()
